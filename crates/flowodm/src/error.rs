@@ -1,0 +1,289 @@
+//! The one error type of flowodm.
+//!
+//! Every fallible operation returns [`Result<T>`](crate::Result), whose error is [`Error`]. The
+//! enum is `#[non_exhaustive]`: match the variants you handle and keep a catch-all arm. Instead of
+//! matching, most callers only need the classifiers:
+//!
+//! - [`Error::kind`] names the area that failed (configuration, registry, Kafka, …) as an
+//!   [`ErrorKind`], handy for metrics labels and dead-letter headers.
+//! - [`Error::is_retriable`] says whether the same call may succeed if tried again later (a broker
+//!   or registry that is briefly away), as opposed to a bad input that will fail every time.
+//!
+//! Errors never carry secrets: configuration errors name the key, not its value.
+
+use std::fmt;
+
+/// A `Result` whose error defaults to flowodm's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in flowodm.
+///
+/// ```
+/// use flowodm::{Error, ErrorKind};
+///
+/// let err = flowodm::wire::parse(b"\x01\x00\x00\x00\x07payload").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Deserialization);
+/// assert!(!err.is_retriable());
+/// assert!(matches!(err, Error::Framing { .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is missing or has a value that cannot be used.
+    #[error("invalid configuration `{key}`: {message}")]
+    Configuration {
+        /// The setting's name (an environment variable or a librdkafka property).
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// The schema registry answered with an error.
+    #[error("schema registry: {message} (HTTP {status}, error code {error_code})")]
+    Registry {
+        /// HTTP status of the answer.
+        status: u16,
+        /// The registry's `error_code` (for example 40401, subject not found); the HTTP status when
+        /// the answer carried none.
+        error_code: u32,
+        /// The registry's `message`, or the body when it was not the registry's JSON.
+        message: String,
+    },
+
+    /// The schema registry could not be reached, or its answer could not be read.
+    #[error("schema registry at {url} could not be reached: {source}")]
+    RegistryTransport {
+        /// The URL that was called.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    /// An Avro schema is not valid, or does not fit the model.
+    #[error("invalid schema: {message}")]
+    Schema {
+        /// What is wrong with the schema.
+        message: String,
+    },
+
+    /// A payload is not in the Confluent wire format (magic byte 0, 4-byte big-endian schema id).
+    #[error("not a Confluent wire-format payload: {reason}")]
+    Framing {
+        /// Why the payload was rejected.
+        reason: FramingError,
+    },
+
+    /// A value could not be encoded.
+    #[error("serialization failed: {message}")]
+    Serialization {
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A payload could not be decoded into the model.
+    #[error("deserialization failed: {message}")]
+    Deserialization {
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The Kafka client reported an error.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// Why a payload is not in the Confluent wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FramingError {
+    /// The payload is empty.
+    Empty,
+    /// The first byte is not the magic byte 0.
+    BadMagicByte(u8),
+    /// The payload ends before the 4-byte schema id does.
+    Truncated {
+        /// How many bytes the payload has.
+        len: usize,
+    },
+}
+
+impl fmt::Display for FramingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FramingError::Empty => f.write_str("the payload is empty"),
+            FramingError::BadMagicByte(b) => {
+                write!(f, "the first byte is {b:#04x}, not the magic byte 0x00")
+            }
+            FramingError::Truncated { len } => write!(
+                f,
+                "the payload has {len} byte(s), fewer than the 5 of the header (magic byte + schema id)"
+            ),
+        }
+    }
+}
+
+/// The area an [`Error`] comes from; see [`Error::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Invalid or missing configuration.
+    Configuration,
+    /// The schema registry refused a request or could not be reached.
+    Registry,
+    /// An invalid schema.
+    Schema,
+    /// Encoding a value failed.
+    Serialization,
+    /// Decoding a payload failed.
+    Deserialization,
+    /// The Kafka client failed.
+    Kafka,
+}
+
+impl ErrorKind {
+    /// A short, stable, lower-case name, suitable for metric labels and message headers.
+    ///
+    /// ```
+    /// assert_eq!(flowodm::ErrorKind::Deserialization.as_str(), "deserialization");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Configuration => "configuration",
+            ErrorKind::Registry => "registry",
+            ErrorKind::Schema => "schema",
+            ErrorKind::Serialization => "serialization",
+            ErrorKind::Deserialization => "deserialization",
+            ErrorKind::Kafka => "kafka",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// The area this error comes from.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Configuration { .. } => ErrorKind::Configuration,
+            Error::Registry { .. } | Error::RegistryTransport { .. } => ErrorKind::Registry,
+            Error::Schema { .. } => ErrorKind::Schema,
+            Error::Serialization { .. } => ErrorKind::Serialization,
+            Error::Framing { .. } | Error::Deserialization { .. } => ErrorKind::Deserialization,
+            Error::Kafka(_) => ErrorKind::Kafka,
+        }
+    }
+
+    /// Whether trying the same operation again later may succeed.
+    ///
+    /// True for an unreachable registry, a registry 5xx answer, and Kafka errors that librdkafka
+    /// itself marks retriable; false for bad input (an invalid schema, a corrupt payload, a
+    /// configuration mistake, a 4xx answer), which fails the same way every time.
+    ///
+    /// ```
+    /// let err = flowodm::Error::Registry { status: 503, error_code: 50001, message: "store".into() };
+    /// assert!(err.is_retriable());
+    /// let err = flowodm::Error::Registry { status: 404, error_code: 40401, message: "no".into() };
+    /// assert!(!err.is_retriable());
+    /// ```
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::RegistryTransport { .. } => true,
+            Error::Registry { status, .. } => *status >= 500 || *status == 429,
+            Error::Kafka(e) => e
+                .rdkafka_error_code()
+                .map(is_retriable_code)
+                .unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    /// The registry's `error_code`, if this error is a registry answer.
+    ///
+    /// ```
+    /// let err = flowodm::Error::Registry { status: 404, error_code: 40401, message: "no".into() };
+    /// assert_eq!(err.registry_error_code(), Some(40401));
+    /// ```
+    pub fn registry_error_code(&self) -> Option<u32> {
+        match self {
+            Error::Registry { error_code, .. } => Some(*error_code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Configuration {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn is_retriable_code(code: rdkafka::types::RDKafkaErrorCode) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::MessageTimedOut
+            | C::RequestTimedOut
+            | C::QueueFull
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::NetworkException
+            | C::NotEnoughReplicas
+            | C::NotEnoughReplicasAfterAppend
+            | C::NotCoordinator
+            | C::CoordinatorNotAvailable
+            | C::CoordinatorLoadInProgress
+            | C::OperationTimedOut
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn kinds_are_stable_names() {
+        let err = Error::config("KAFKA_BOOTSTRAP_SERVERS", "is not set");
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert_eq!(err.kind().to_string(), "configuration");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration `KAFKA_BOOTSTRAP_SERVERS`: is not set"
+        );
+    }
+
+    #[test]
+    fn kafka_errors_are_classified_by_librdkafka_code() {
+        let transient = Error::from(KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageTimedOut,
+        ));
+        assert!(transient.is_retriable());
+        assert_eq!(transient.kind(), ErrorKind::Kafka);
+        let auth = Error::from(KafkaError::MessageProduction(
+            RDKafkaErrorCode::Authentication,
+        ));
+        assert!(!auth.is_retriable());
+    }
+
+    #[test]
+    fn framing_errors_explain_themselves() {
+        let err = Error::Framing {
+            reason: FramingError::Truncated { len: 3 },
+        };
+        assert_eq!(
+            err.to_string(),
+            "not a Confluent wire-format payload: the payload has 3 byte(s), fewer than the 5 of \
+             the header (magic byte + schema id)"
+        );
+        assert_eq!(err.kind(), ErrorKind::Deserialization);
+    }
+}

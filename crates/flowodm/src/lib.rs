@@ -1,0 +1,47 @@
+//! Typed, schema-first Kafka.
+//!
+//! flowodm turns a Rust struct into the messages of a Kafka topic: the struct carries its topic,
+//! key and registry subject ([`Model`]), values travel in the Confluent wire format
+//! ([`wire`]) with their schemas in a Confluent-compatible schema registry ([`registry`]), and
+//! connections are configured from the environment or in code ([`config`]).
+//!
+//! ```
+//! use flowodm::Model;
+//!
+//! #[derive(Model)]
+//! #[flowodm(topic = "food-orders", key = "customer_id")]
+//! struct Order {
+//!     order_id: String,
+//!     customer_id: String,
+//! }
+//!
+//! assert_eq!(Order::SETTINGS.subject(), "food-orders-value");
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+mod error;
+pub mod model;
+pub mod registry;
+pub mod wire;
+
+pub use config::{KafkaConfig, Secret};
+pub use error::{Error, ErrorKind, FramingError, Result};
+pub use model::{Model, ModelSettings};
+
+/// Derives [`Model`]; its attributes are documented on the trait.
+pub use flowodm_derive::Model;
+
+/// Re-exported so users need not depend on rdkafka to reach its types.
+pub use rdkafka;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::model::KeyField;
+}
+
+/// The README's examples, compiled and run as doctests so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

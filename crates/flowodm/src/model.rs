@@ -1,0 +1,173 @@
+//! Models: Rust structs that stand for the messages of one Kafka topic.
+//!
+//! A model carries its Kafka settings with it, so producing and consuming need no strings at
+//! the call site:
+//!
+//! - `topic` (required): the topic its messages live in.
+//! - `subject`: the schema registry subject of its value schema; by default `{topic}-value`,
+//!   Confluent's *TopicNameStrategy*, which every Confluent-compatible client uses unless told
+//!   otherwise.
+//! - `key`: the field whose value becomes the message key. Kafka hashes the key to choose the
+//!   partition, so all messages with one key land in one partition, in order. The key bytes are
+//!   the field's text in UTF-8 (`"CUST-00042"`, `"42"`), as other clients write string keys.
+//! - `consumer_group`: the consumer group to use when none is given.
+
+use std::borrow::Cow;
+
+/// The Kafka settings of a [`Model`], set with `#[flowodm(...)]` on the struct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSettings {
+    /// The topic the model's messages are produced to and consumed from.
+    pub topic: &'static str,
+    /// The registry subject of the value schema; `None` means `{topic}-value`.
+    pub subject: Option<&'static str>,
+    /// The name of the field used as message key.
+    pub key_field: Option<&'static str>,
+    /// The consumer group used when none is given.
+    pub consumer_group: Option<&'static str>,
+}
+
+impl ModelSettings {
+    /// The value schema's subject: the one set, or `{topic}-value`.
+    ///
+    /// ```
+    /// let settings = flowodm::ModelSettings {
+    ///     topic: "orders", subject: None, key_field: None, consumer_group: None,
+    /// };
+    /// assert_eq!(settings.subject(), "orders-value");
+    /// ```
+    pub fn subject(&self) -> Cow<'static, str> {
+        match self.subject {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(format!("{}-value", self.topic)),
+        }
+    }
+}
+
+/// A struct that stands for the messages of one Kafka topic.
+///
+/// Derive it:
+///
+/// ```
+/// use flowodm::Model;
+///
+/// #[derive(Model)]
+/// #[flowodm(topic = "orders", key = "customer_id", consumer_group = "billing")]
+/// struct Order {
+///     order_id: String,
+///     customer_id: String,
+///     total_cents: i64,
+/// }
+///
+/// assert_eq!(Order::SETTINGS.topic, "orders");
+/// assert_eq!(Order::SETTINGS.subject(), "orders-value");
+/// assert_eq!(Order::SETTINGS.consumer_group, Some("billing"));
+///
+/// let order = Order { order_id: "ORD-1".into(), customer_id: "CUST-00042".into(), total_cents: 1250 };
+/// assert_eq!(order.key().as_deref(), Some(&b"CUST-00042"[..]));
+/// ```
+///
+/// # Attributes
+///
+/// On the struct, `#[flowodm(...)]` takes:
+///
+/// | attribute | meaning |
+/// |---|---|
+/// | `topic = "..."` | required: the topic |
+/// | `subject = "..."` | the registry subject of the value schema (default `{topic}-value`) |
+/// | `key = "field"` | the field whose value is the message key |
+/// | `consumer_group = "..."` | the default consumer group |
+/// | `crate = "path"` | where the `flowodm` crate is, when it is re-exported under another name |
+///
+/// A missing topic, an unknown or repeated attribute, and a `key` that names no field are
+/// compile errors that point at the offending spot.
+///
+/// The key field may be a `String`, `&str`, an integer, a `bool` or an `Option` of these; a
+/// `None` gives a message without key.
+pub trait Model {
+    /// The model's Kafka settings.
+    const SETTINGS: ModelSettings;
+
+    /// The message key: the key field's text in UTF-8, or `None` without a key field (or when
+    /// it holds `None`).
+    fn key(&self) -> Option<Vec<u8>>;
+}
+
+/// A type that can be a model's key field.
+///
+/// Implemented for `String`, `str`, the integers, `bool`, and references and `Option`s of them.
+///
+/// ```
+/// use flowodm::model::KeyField;
+/// assert_eq!(42u32.key_bytes(), Some(b"42".to_vec()));
+/// assert_eq!(None::<String>.key_bytes(), None);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a message key",
+    label = "the `key` field has this type",
+    note = "a key field must be a String, &str, an integer, a bool, or an Option of these"
+)]
+pub trait KeyField {
+    /// The key bytes for this value.
+    fn key_bytes(&self) -> Option<Vec<u8>>;
+}
+
+impl KeyField for String {
+    fn key_bytes(&self) -> Option<Vec<u8>> {
+        Some(self.as_bytes().to_vec())
+    }
+}
+
+impl KeyField for str {
+    fn key_bytes(&self) -> Option<Vec<u8>> {
+        Some(self.as_bytes().to_vec())
+    }
+}
+
+impl<T: KeyField + ?Sized> KeyField for &T {
+    fn key_bytes(&self) -> Option<Vec<u8>> {
+        (**self).key_bytes()
+    }
+}
+
+impl<T: KeyField> KeyField for Option<T> {
+    fn key_bytes(&self) -> Option<Vec<u8>> {
+        self.as_ref().and_then(KeyField::key_bytes)
+    }
+}
+
+macro_rules! key_via_display {
+    ($($t:ty),*) => {$(
+        impl KeyField for $t {
+            fn key_bytes(&self) -> Option<Vec<u8>> {
+                Some(self.to_string().into_bytes())
+            }
+        }
+    )*};
+}
+
+key_via_display!(bool, i8, i16, i32, i64, i128, u8, u16, u32, u64, u128, isize, usize);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_utf8_text() {
+        assert_eq!("é".key_bytes(), Some("é".as_bytes().to_vec()));
+        assert_eq!((-7i64).key_bytes(), Some(b"-7".to_vec()));
+        assert_eq!(true.key_bytes(), Some(b"true".to_vec()));
+        assert_eq!(Some(String::from("k")).key_bytes(), Some(b"k".to_vec()));
+    }
+
+    #[test]
+    fn explicit_subject_wins() {
+        let s = ModelSettings {
+            topic: "t",
+            subject: Some("custom"),
+            key_field: None,
+            consumer_group: None,
+        };
+        assert_eq!(s.subject(), "custom");
+    }
+}

@@ -1,0 +1,9 @@
+use flowodm::Model;
+
+#[derive(Model)]
+#[flowodm(key = "id")]
+struct Order {
+    id: String,
+}
+
+fn main() {}
