@@ -1,78 +1,77 @@
-//! Expands `#[derive(Model)]`.
+//! Expands `#[derive(Model)]`: the `Model` impl (Kafka settings and key) and the `Avro` impl of
+//! the record.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Fields};
+use syn::{Data, DeriveInput};
 
-use crate::attr::ModelAttrs;
+use crate::attr::ContainerAttrs;
 use crate::ctxt::Ctxt;
+
+pub fn krate(attrs: &ContainerAttrs) -> TokenStream {
+    attrs
+        .crate_path
+        .as_ref()
+        .map(|p| quote!(#p))
+        .unwrap_or_else(|| quote!(::flowodm))
+}
 
 pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let cx = Ctxt::default();
-    let attrs = ModelAttrs::parse(&cx, &input.attrs);
+    let attrs = ContainerAttrs::parse(&cx, &input.attrs, true);
+    let krate = krate(&attrs);
 
-    let fields = match &input.data {
-        Data::Struct(s) => match &s.fields {
-            Fields::Named(named) => Some(&named.named),
-            _ => {
-                cx.error_spanned_by(
-                    &input.ident,
-                    "#[derive(Model)] needs a struct with named fields",
-                );
-                None
-            }
-        },
-        _ => {
-            cx.error_spanned_by(
-                &input.ident,
-                "#[derive(Model)] needs a struct with named fields",
-            );
-            None
-        }
-    };
-
+    if !matches!(input.data, Data::Struct(_)) {
+        cx.error_spanned_by(
+            &input.ident,
+            "#[derive(Model)] needs a struct with named fields",
+        );
+        return cx.check().map(|()| TokenStream::new());
+    }
     if !attrs.topic_given {
         cx.error_spanned_by(
             &input.ident,
             "missing the model's topic: add #[flowodm(topic = \"...\")]",
         );
     }
+    let fields = crate::avro::fields(&cx, input, &attrs);
 
-    // The key must name a field of the struct.
-    let key_field = match (&attrs.key, fields) {
+    // The key must name a field of the struct that is in the schema.
+    let key_field = match (&attrs.key, &fields) {
         (Some(key), Some(fields)) => {
-            let found = fields
-                .iter()
-                .find(|f| f.ident.as_ref().is_some_and(|i| *i == key.value()));
-            if found.is_none() {
-                let names: Vec<String> = fields
-                    .iter()
-                    .filter_map(|f| f.ident.as_ref().map(|i| i.to_string()))
-                    .collect();
-                cx.error_spanned_by(
-                    key,
-                    format!(
-                        "`key` names no field of `{}`; its fields are: {}",
-                        input.ident,
-                        names.join(", ")
-                    ),
-                );
+            let found = fields.iter().find(|f| *f.ident == key.value());
+            match found {
+                None => {
+                    let names: Vec<String> = fields.iter().map(|f| f.ident.to_string()).collect();
+                    cx.error_spanned_by(
+                        key,
+                        format!(
+                            "`key` names no field of `{}`; its fields are: {}",
+                            input.ident,
+                            names.join(", ")
+                        ),
+                    );
+                }
+                Some(f) if f.attrs.skip => {
+                    cx.error_spanned_by(key, "the key field cannot be skipped")
+                }
+                Some(_) => {}
             }
             found
         }
         _ => None,
     };
+    let avro = fields
+        .as_ref()
+        .map(|f| crate::avro::expand_record_for_model(input, &attrs, f, &krate));
 
     cx.check()?;
+    let avro = avro.expect("fields parsed when there are no errors");
 
-    let krate = attrs
-        .crate_path
-        .map(|p| quote!(#p))
-        .unwrap_or_else(|| quote!(::flowodm));
     let ident = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
-    let topic = attrs.topic.expect("checked above");
+    let topic = attrs.topic.as_ref().expect("checked above");
     let opt = |lit: &Option<syn::LitStr>| match lit {
         Some(l) => quote!(::core::option::Option::Some(#l)),
         None => quote!(::core::option::Option::None),
@@ -83,8 +82,8 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     // Spanned at the field's type, so a type that cannot be a key is reported there.
     let key_body = match key_field {
         Some(f) => {
-            let field = f.ident.as_ref().expect("named field");
-            let ty = &f.ty;
+            let field = f.ident;
+            let ty = f.ty;
             quote_spanned!(ty.span()=> <#ty as #krate::__private::KeyField>::key_bytes(&self.#field))
         }
         None => quote!(::core::option::Option::None),
@@ -92,8 +91,10 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 
     Ok(quote! {
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_attributes, unused_qualifications)]
+        #[allow(non_upper_case_globals, unused_attributes, unused_qualifications, clippy::all)]
         const _: () = {
+            #avro
+
             #[automatically_derived]
             impl #impl_generics #krate::Model for #ident #ty_generics #where_clause {
                 const SETTINGS: #krate::ModelSettings = #krate::ModelSettings {
@@ -107,6 +108,23 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                     #key_body
                 }
             }
+        };
+    })
+}
+
+/// Expands `#[derive(Avro)]`.
+pub fn expand_avro(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let cx = Ctxt::default();
+    let attrs = ContainerAttrs::parse(&cx, &input.attrs, false);
+    let krate = krate(&attrs);
+    let avro = crate::avro::expand(&cx, input, &attrs, &krate);
+    cx.check()?;
+    let avro = avro.expect("expanded when there are no errors");
+    Ok(quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, unused_attributes, unused_qualifications, clippy::all)]
+        const _: () = {
+            #avro
         };
     })
 }

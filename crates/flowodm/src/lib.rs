@@ -20,6 +20,10 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Lets the derives' `::flowodm::...` paths resolve inside this crate's own tests.
+extern crate self as flowodm;
+
+pub mod avro;
 pub mod config;
 mod error;
 pub mod model;
@@ -30,15 +34,25 @@ pub use config::{KafkaConfig, Secret};
 pub use error::{Error, ErrorKind, FramingError, Result};
 pub use model::{Model, ModelSettings};
 
-/// Derives [`Model`]; its attributes are documented on the trait.
+/// Derives [`Model`] and [`Avro`](avro::Avro); its attributes are documented on the trait.
 pub use flowodm_derive::Model;
+
+/// Derives [`Avro`](avro::Avro) for a struct (an Avro record) or an enum of unit variants (an
+/// Avro enum); the attributes are those of [`Model`] without the Kafka settings.
+pub use flowodm_derive::Avro;
 
 /// Re-exported so users need not depend on rdkafka to reach its types.
 pub use rdkafka;
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::avro::binary::write_int;
+    pub use crate::avro::resolve::{Plan, Resolution, Step};
+    pub use crate::avro::support::*;
+    pub use crate::avro::{decode_with, unexpected_plan, Avro, Reader, SchemaContext};
+    pub use crate::error::Result;
     pub use crate::model::KeyField;
+    pub use serde_json::Value as Json;
 }
 
 /// The README's examples, compiled and run as doctests so the README stays true.

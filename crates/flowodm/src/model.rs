@@ -79,12 +79,18 @@ impl ModelSettings {
 /// | `consumer_group = "..."` | the default consumer group |
 /// | `crate = "path"` | where the `flowodm` crate is, when it is re-exported under another name |
 ///
+/// The derive also implements [`Avro`](crate::avro::Avro): the struct is an Avro record named
+/// after it (or `name`), in `namespace`, with the field attributes `rename`, `alias`,
+/// `default = <literal>` and `skip`, container attributes `rename_all` and `alias`, and doc
+/// comments as `doc`. Nested structs and enums derive [`Avro`](crate::Avro) with the same
+/// attributes.
+///
 /// A missing topic, an unknown or repeated attribute, and a `key` that names no field are
 /// compile errors that point at the offending spot.
 ///
 /// The key field may be a `String`, `&str`, an integer, a `bool` or an `Option` of these; a
 /// `None` gives a message without key.
-pub trait Model {
+pub trait Model: crate::avro::Avro + 'static {
     /// The model's Kafka settings.
     const SETTINGS: ModelSettings;
 

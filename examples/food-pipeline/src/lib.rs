@@ -1,16 +1,15 @@
 //! The reference pipeline's building blocks.
 //!
 //! For now this holds the quick-start demo: typed orders produced to Kafka in the Confluent
-//! wire format with their schema in the registry, consumed back by a consumer group, and
-//! checked field by field.
+//! wire format with their derived schema in the registry, consumed back by a consumer group
+//! (each writer schema fetched by id and compiled into a decoding plan once), and checked field
+//! by field.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::writer::datum::GenericDatumWriter;
-use apache_avro::Schema;
+use flowodm::avro::{from_avro_resolved, schema_of, Avro, ResolutionCache};
 use flowodm::registry::SchemaRegistryClient;
 use flowodm::{KafkaConfig, Model};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -19,27 +18,14 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
-use serde::{Deserialize, Serialize};
-
-/// The demo's Avro schema for [`DemoOrder`].
-pub const DEMO_ORDER_SCHEMA: &str = r#"{
-  "type": "record",
-  "name": "DemoOrder",
-  "namespace": "com.pipeline.demo",
-  "fields": [
-    {"name": "order_id", "type": "string"},
-    {"name": "customer_id", "type": "string"},
-    {"name": "item", "type": "string"},
-    {"name": "quantity", "type": "int"},
-    {"name": "total_amount", "type": "double"},
-    {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-    {"name": "run_id", "type": "string"}
-  ]
-}"#;
 
 /// A small order, keyed by customer so one customer's orders stay in order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Model)]
-#[flowodm(topic = "flowodm-demo-orders", key = "customer_id")]
+#[derive(Debug, Clone, PartialEq, Model)]
+#[flowodm(
+    topic = "flowodm-demo-orders",
+    key = "customer_id",
+    namespace = "com.pipeline.demo"
+)]
 pub struct DemoOrder {
     /// `ORD-YYYYMMDD-NNNNN`.
     pub order_id: String,
@@ -125,10 +111,10 @@ pub async fn run_demo(
 ) -> anyhow::Result<DemoReport> {
     let settings = DemoOrder::SETTINGS;
     let topic = settings.topic;
-    let schema = Schema::parse_str(DEMO_ORDER_SCHEMA).context("the demo schema is valid Avro")?;
+    let schema = schema_of::<DemoOrder>()?;
     ensure_topic(kafka, topic, 3).await?;
     let schema_id = registry
-        .register(&settings.subject(), &schema.canonical_form())
+        .register(&settings.subject(), schema.json())
         .await
         .context("registering the demo schema")?;
 
@@ -140,10 +126,11 @@ pub async fn run_demo(
         .set("enable.idempotence", "true")
         .client_config()
         .create()?;
-    let writer = GenericDatumWriter::builder(&schema).build()?;
+    let mut payload = Vec::with_capacity(256);
     for order in &produced {
-        let datum = writer.write_ser_to_vec(order)?;
-        let payload = flowodm::wire::frame(schema_id, &datum);
+        payload.clear();
+        flowodm::wire::write_header(&mut payload, schema_id);
+        order.encode(&mut payload)?;
         let key = order.key();
         let mut record = FutureRecord::to(topic).payload(&payload);
         if let Some(k) = &key {
@@ -170,19 +157,22 @@ pub async fn run_demo(
         .client_config()
         .create()?;
     consumer.subscribe(&[topic])?;
+    let plans = ResolutionCache::default();
     let mut consumed = BTreeMap::new();
     while consumed.len() < produced.len() {
         let msg = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
             .context("no message within 60 s")??;
         let framed = flowodm::wire::parse(msg.payload().unwrap_or_default())?;
-        let writer_schema = Schema::parse_str(&registry.schema_by_id(framed.schema_id).await?)?;
-        // Resolve the writer's schema against ours (apache-avro's read_deser cannot resolve yet).
-        let value = GenericDatumReader::builder(&writer_schema)
-            .reader_schema(&schema)
-            .build()?
-            .read_value(&mut &framed.datum[..])?;
-        let order: DemoOrder = apache_avro::from_value(&value)?;
+        // The writer's schema, fetched and compiled into a plan once per schema id.
+        let plan = match plans.get(framed.schema_id) {
+            Some(plan) => plan,
+            None => {
+                let writer = registry.schema_by_id(framed.schema_id).await?;
+                plans.get_or_compile::<DemoOrder>(framed.schema_id, &writer)?
+            }
+        };
+        let order: DemoOrder = from_avro_resolved(framed.datum, &plan)?;
         consumer.commit_message(&msg, CommitMode::Async)?;
         if order.run_id == run_id {
             tracing::info!(order_id = %order.order_id, partition = msg.partition(), offset = msg.offset(), "consumed");

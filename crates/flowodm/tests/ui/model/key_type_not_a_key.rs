@@ -1,11 +1,15 @@
-use flowodm::Model;
+use flowodm::{Avro, Model};
 
-struct CustomerId(u64);
+#[derive(Avro)]
+enum Region {
+    Eu,
+    Us,
+}
 
 #[derive(Model)]
-#[flowodm(topic = "orders", key = "customer")]
+#[flowodm(topic = "orders", key = "region")]
 struct Order {
-    customer: CustomerId,
+    region: Region,
 }
 
 fn main() {}

@@ -1,0 +1,188 @@
+//! Whole-datum entry points: a type's schema computed once, raw Avro encoding and decoding, and
+//! decoding data written with another schema through a compiled [`Resolution`].
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use apache_avro::rabin::Rabin;
+use apache_avro::Schema;
+
+use super::binary::Reader;
+use super::node::SchemaTree;
+use super::resolve::{Plan, Resolution};
+use super::{decode_with, Avro};
+use crate::error::{Error, Result};
+
+/// A type's Avro schema in the forms a producer and a consumer need, computed once per type.
+#[derive(Debug)]
+pub struct TypeSchema {
+    json: String,
+    canonical: String,
+    fingerprint: u64,
+    tree: SchemaTree,
+}
+
+impl TypeSchema {
+    fn of<T: Avro>() -> Result<Self> {
+        let json = T::schema_json().to_string();
+        let parsed = Schema::parse_str(&json).map_err(|e| Error::Schema {
+            message: format!(
+                "the schema derived for {} is not valid Avro: {e}",
+                std::any::type_name::<T>()
+            ),
+        })?;
+        let canonical = parsed.canonical_form();
+        let fp = parsed.fingerprint::<Rabin>();
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&fp.bytes[..8]);
+        Ok(TypeSchema {
+            json,
+            canonical,
+            fingerprint: u64::from_le_bytes(bytes),
+            tree: SchemaTree::from_schema(&parsed)?,
+        })
+    }
+
+    /// The schema as JSON, with docs, defaults, aliases and logical types.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The schema's Parsing Canonical Form: what two schemas must share to be the same schema.
+    pub fn canonical_form(&self) -> &str {
+        &self.canonical
+    }
+
+    /// The 64-bit Rabin fingerprint (CRC-64-AVRO) of the canonical form.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    pub(crate) fn tree(&self) -> &SchemaTree {
+        &self.tree
+    }
+}
+
+type SchemaRegistryMap = RwLock<HashMap<TypeId, &'static TypeSchema>>;
+
+/// The schema of `T`, computed on first use and kept for the life of the process.
+///
+/// Fails only if the derived schema is not valid Avro (for example two different types with the
+/// same full name); the error names the type.
+///
+/// ```
+/// #[derive(flowodm::Avro)]
+/// #[flowodm(namespace = "com.example")]
+/// struct Point { x: i32, y: i32 }
+///
+/// let schema = flowodm::avro::schema_of::<Point>().unwrap();
+/// assert_eq!(
+///     schema.canonical_form(),
+///     r#"{"name":"com.example.Point","type":"record","fields":[{"name":"x","type":"int"},{"name":"y","type":"int"}]}"#
+/// );
+/// ```
+pub fn schema_of<T: Avro + 'static>() -> Result<&'static TypeSchema> {
+    static SCHEMAS: OnceLock<SchemaRegistryMap> = OnceLock::new();
+    let map = SCHEMAS.get_or_init(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(s) = map.read().expect("schema cache lock").get(&id) {
+        return Ok(s);
+    }
+    let schema: &'static TypeSchema = Box::leak(Box::new(TypeSchema::of::<T>()?));
+    let mut w = map.write().expect("schema cache lock");
+    Ok(*w.entry(id).or_insert(schema))
+}
+
+/// Encodes `value` as a raw Avro datum (no Confluent framing) with its own schema.
+///
+/// ```
+/// let bytes = flowodm::avro::to_avro(&Some(String::from("hi"))).unwrap();
+/// assert_eq!(bytes, [2, 4, b'h', b'i']);
+/// ```
+pub fn to_avro<T: Avro>(value: &T) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    value.encode(&mut buf)?;
+    Ok(buf)
+}
+
+/// Decodes a raw Avro datum written with `T`'s own schema; every byte must belong to it.
+///
+/// ```
+/// let value: Option<String> = flowodm::avro::from_avro(&[2, 4, b'h', b'i']).unwrap();
+/// assert_eq!(value.as_deref(), Some("hi"));
+/// assert!(flowodm::avro::from_avro::<Option<String>>(&[2, 4, b'h']).is_err());
+/// ```
+pub fn from_avro<T: Avro>(datum: &[u8]) -> Result<T> {
+    let mut r = Reader::new(datum);
+    let value = T::decode(&mut r)?;
+    r.finish()?;
+    Ok(value)
+}
+
+impl Resolution {
+    /// Compiles how to read data written with `writer_schema` (Avro JSON) as `T`.
+    ///
+    /// ```
+    /// #[derive(flowodm::Avro, Debug, PartialEq)]
+    /// #[flowodm(namespace = "com.example")]
+    /// struct Point { x: i64, y: i64, #[flowodm(default = 0)] z: i64 }
+    ///
+    /// // Written by an older version: ints, and no `z`.
+    /// let v1 = r#"{"type":"record","name":"Point","namespace":"com.example",
+    ///              "fields":[{"name":"x","type":"int"},{"name":"y","type":"int"}]}"#;
+    /// let plan = flowodm::avro::Resolution::for_type::<Point>(v1).unwrap();
+    /// let point: Point = flowodm::avro::from_avro_resolved(&[2, 4], &plan).unwrap();
+    /// assert_eq!(point, Point { x: 1, y: 2, z: 0 });
+    /// ```
+    pub fn for_type<T: Avro + 'static>(writer_schema: &str) -> Result<Self> {
+        let writer = SchemaTree::parse(writer_schema)?;
+        Resolution::compile(&writer, schema_of::<T>()?.tree())
+    }
+}
+
+/// Decodes a raw Avro datum written with the writer schema of `resolution`.
+pub fn from_avro_resolved<T: Avro>(datum: &[u8], resolution: &Resolution) -> Result<T> {
+    let mut r = Reader::new(datum);
+    let value = decode_with::<T>(&mut r, resolution.root(), resolution)?;
+    r.finish()?;
+    Ok(value)
+}
+
+/// A cache of compiled resolutions for one reader type, keyed by the writer schema's registry id.
+///
+/// The first datum of each writer schema compiles its plan; every later one reuses it.
+#[derive(Debug, Default)]
+pub struct ResolutionCache {
+    plans: RwLock<HashMap<u32, Arc<Resolution>>>,
+}
+
+impl ResolutionCache {
+    /// The cached plan for `schema_id`, if any.
+    pub fn get(&self, schema_id: u32) -> Option<Arc<Resolution>> {
+        self.plans
+            .read()
+            .expect("resolution cache lock")
+            .get(&schema_id)
+            .cloned()
+    }
+
+    /// Compiles (once) and returns the plan for reading `writer_schema` (with id `schema_id`) as `T`.
+    pub fn get_or_compile<T: Avro + 'static>(
+        &self,
+        schema_id: u32,
+        writer_schema: &str,
+    ) -> Result<Arc<Resolution>> {
+        if let Some(p) = self.get(schema_id) {
+            return Ok(p);
+        }
+        let plan = Arc::new(Resolution::for_type::<T>(writer_schema)?);
+        let mut w = self.plans.write().expect("resolution cache lock");
+        Ok(w.entry(schema_id).or_insert(plan).clone())
+    }
+}
+
+/// Whether a plan reads the datum exactly as the type's own decoder would.
+pub fn is_identity(resolution: &Resolution) -> bool {
+    matches!(resolution.root(), Plan::Same)
+}

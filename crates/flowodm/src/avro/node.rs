@@ -1,0 +1,341 @@
+//! A compact, index-based form of a parsed Avro schema, the input of schema resolution and of
+//! skipping.
+//!
+//! Schemas are parsed and validated by `apache-avro`; this module flattens the result into a
+//! vector of nodes where named types appear once and references (also recursive ones) are plain
+//! indices. Logical types are reduced to the physical type that carries them, which is what the
+//! binary encoding and schema resolution look at.
+
+use std::collections::HashMap;
+
+use apache_avro::schema::{InnerDecimalSchema, Name, UuidSchema};
+use apache_avro::Schema;
+use serde_json::Value as Json;
+
+use crate::error::{Error, Result};
+
+/// The index of a node in a [`SchemaTree`].
+pub(crate) type NodeId = usize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Node {
+    Null,
+    Boolean,
+    Int,
+    Long,
+    Float,
+    Double,
+    Bytes,
+    String,
+    Array(NodeId),
+    Map(NodeId),
+    Union(Vec<NodeId>),
+    Record(RecordNode),
+    Enum(EnumNode),
+    Fixed(FixedNode),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RecordNode {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub fields: Vec<FieldNode>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FieldNode {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub node: NodeId,
+    pub default: Option<Json>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EnumNode {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub symbols: Vec<String>,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FixedNode {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub size: usize,
+}
+
+impl Node {
+    /// The full name of a named type.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Node::Record(r) => Some(&r.name),
+            Node::Enum(e) => Some(&e.name),
+            Node::Fixed(f) => Some(&f.name),
+            _ => None,
+        }
+    }
+
+    /// The aliases of a named type (full names).
+    pub fn aliases(&self) -> &[String] {
+        match self {
+            Node::Record(r) => &r.aliases,
+            Node::Enum(e) => &e.aliases,
+            Node::Fixed(f) => &f.aliases,
+            _ => &[],
+        }
+    }
+
+    /// A short description for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Node::Null => "null".into(),
+            Node::Boolean => "boolean".into(),
+            Node::Int => "int".into(),
+            Node::Long => "long".into(),
+            Node::Float => "float".into(),
+            Node::Double => "double".into(),
+            Node::Bytes => "bytes".into(),
+            Node::String => "string".into(),
+            Node::Array(_) => "array".into(),
+            Node::Map(_) => "map".into(),
+            Node::Union(_) => "union".into(),
+            Node::Record(r) => format!("record {}", r.name),
+            Node::Enum(e) => format!("enum {}", e.name),
+            Node::Fixed(f) => format!("fixed {}", f.name),
+        }
+    }
+}
+
+/// A parsed schema as a vector of nodes; `root` is the top-level type.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SchemaTree {
+    pub nodes: Vec<Node>,
+    pub root: NodeId,
+}
+
+impl SchemaTree {
+    /// Parses and validates Avro schema JSON.
+    pub fn parse(json: &str) -> Result<Self> {
+        let schema = Schema::parse_str(json).map_err(|e| Error::Schema {
+            message: e.to_string(),
+        })?;
+        Self::from_schema(&schema)
+    }
+
+    /// Flattens an `apache-avro` schema.
+    pub fn from_schema(schema: &Schema) -> Result<Self> {
+        let mut b = Builder::default();
+        let root = b.add(schema)?;
+        if let Some(name) = b.unresolved.first() {
+            return Err(Error::Schema {
+                message: format!("the schema refers to `{name}`, which it does not define"),
+            });
+        }
+        Ok(SchemaTree {
+            nodes: b.nodes,
+            root,
+        })
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<Node>,
+    named: HashMap<String, NodeId>,
+    /// References to names that were never defined (Avro needs a definition before use).
+    unresolved: Vec<String>,
+}
+
+fn full(name: &Name) -> String {
+    name.fullname(None)
+}
+
+fn aliases(name: &Name, aliases: &Option<Vec<apache_avro::schema::Alias>>) -> Vec<String> {
+    aliases
+        .iter()
+        .flatten()
+        .map(|a| a.fullname(name.namespace()))
+        .collect()
+}
+
+impl Builder {
+    fn push(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn add_fixed(&mut self, f: &apache_avro::schema::FixedSchema) -> NodeId {
+        let name = full(&f.name);
+        if let Some(&id) = self.named.get(&name) {
+            return id;
+        }
+        let id = self.push(Node::Fixed(FixedNode {
+            name: name.clone(),
+            aliases: aliases(&f.name, &f.aliases),
+            size: f.size,
+        }));
+        self.define(name, id);
+        id
+    }
+
+    fn define(&mut self, name: String, id: NodeId) {
+        self.named.insert(name, id);
+    }
+
+    fn add(&mut self, schema: &Schema) -> Result<NodeId> {
+        Ok(match schema {
+            Schema::Null => self.push(Node::Null),
+            Schema::Boolean => self.push(Node::Boolean),
+            Schema::Int | Schema::Date | Schema::TimeMillis => self.push(Node::Int),
+            Schema::Long
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos => self.push(Node::Long),
+            Schema::Float => self.push(Node::Float),
+            Schema::Double => self.push(Node::Double),
+            Schema::Bytes | Schema::BigDecimal => self.push(Node::Bytes),
+            Schema::String => self.push(Node::String),
+            Schema::Uuid(UuidSchema::String) => self.push(Node::String),
+            Schema::Uuid(UuidSchema::Bytes) => self.push(Node::Bytes),
+            Schema::Uuid(UuidSchema::Fixed(f)) => self.add_fixed(f),
+            Schema::Decimal(d) => match &d.inner {
+                InnerDecimalSchema::Bytes => self.push(Node::Bytes),
+                InnerDecimalSchema::Fixed(f) => self.add_fixed(f),
+            },
+            Schema::Duration(f) => self.add_fixed(f),
+            Schema::Fixed(f) => self.add_fixed(f),
+            Schema::Array(a) => {
+                let id = self.push(Node::Null);
+                let items = self.add(&a.items)?;
+                self.nodes[id] = Node::Array(items);
+                id
+            }
+            Schema::Map(m) => {
+                let id = self.push(Node::Null);
+                let values = self.add(&m.types)?;
+                self.nodes[id] = Node::Map(values);
+                id
+            }
+            Schema::Union(u) => {
+                let id = self.push(Node::Null);
+                let mut branches = Vec::with_capacity(u.variants().len());
+                for v in u.variants() {
+                    branches.push(self.add(v)?);
+                }
+                self.nodes[id] = Node::Union(branches);
+                id
+            }
+            Schema::Enum(e) => {
+                let name = full(&e.name);
+                if let Some(&id) = self.named.get(&name) {
+                    return Ok(id);
+                }
+                let id = self.push(Node::Enum(EnumNode {
+                    name: name.clone(),
+                    aliases: aliases(&e.name, &e.aliases),
+                    symbols: e.symbols.clone(),
+                    default: e.default.clone(),
+                }));
+                self.define(name, id);
+                id
+            }
+            Schema::Record(r) => {
+                let name = full(&r.name);
+                if let Some(&id) = self.named.get(&name) {
+                    return Ok(id);
+                }
+                // Define the name before the fields so recursive references find it.
+                let id = self.push(Node::Record(RecordNode {
+                    name: name.clone(),
+                    aliases: aliases(&r.name, &r.aliases),
+                    fields: Vec::new(),
+                }));
+                self.named.insert(name.clone(), id);
+                let mut fields = Vec::with_capacity(r.fields.len());
+                for f in &r.fields {
+                    fields.push(FieldNode {
+                        name: f.name.clone(),
+                        aliases: f.aliases.clone(),
+                        node: self.add(&f.schema)?,
+                        default: f.default.clone(),
+                    });
+                }
+                if let Node::Record(rec) = &mut self.nodes[id] {
+                    rec.fields = fields;
+                }
+                id
+            }
+            Schema::Ref { name } => {
+                let name = full(name);
+                match self.named.get(&name) {
+                    Some(&id) => id,
+                    None => {
+                        self.unresolved.push(name);
+                        self.push(Node::Null)
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recursive_records_refer_to_themselves() {
+        let tree = SchemaTree::parse(
+            r#"{"type":"record","name":"List","namespace":"t","fields":[
+                {"name":"value","type":"long"},
+                {"name":"next","type":["null","List"],"default":null}]}"#,
+        )
+        .unwrap();
+        let Node::Record(list) = tree.node(tree.root) else {
+            panic!()
+        };
+        assert_eq!(list.name, "t.List");
+        let Node::Union(branches) = tree.node(list.fields[1].node) else {
+            panic!()
+        };
+        assert_eq!(branches[1], tree.root);
+        assert_eq!(list.fields[1].default, Some(Json::Null));
+    }
+
+    #[test]
+    fn logical_types_reduce_to_their_physical_type() {
+        let tree = SchemaTree::parse(
+            r#"{"type":"record","name":"L","fields":[
+                {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
+                {"name":"d","type":{"type":"int","logicalType":"date"}},
+                {"name":"u","type":{"type":"string","logicalType":"uuid"}},
+                {"name":"m","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}}]}"#,
+        )
+        .unwrap();
+        let Node::Record(r) = tree.node(tree.root) else {
+            panic!()
+        };
+        let kinds: Vec<&Node> = r.fields.iter().map(|f| tree.node(f.node)).collect();
+        assert_eq!(
+            kinds,
+            [&Node::Long, &Node::Int, &Node::String, &Node::Bytes]
+        );
+    }
+
+    #[test]
+    fn invalid_schemas_are_schema_errors() {
+        let err = SchemaTree::parse(r#"{"type":"record","name":"X"}"#).unwrap_err();
+        assert!(matches!(err, Error::Schema { .. }), "{err:?}");
+        let err = SchemaTree::parse(r#"{"type":"nope"}"#).unwrap_err();
+        assert!(matches!(err, Error::Schema { .. }), "{err:?}");
+    }
+}
