@@ -104,15 +104,19 @@
 //! [`register_schema`]: SchemaRegistryClient::register_schema
 //! [`lookup`]: SchemaRegistryClient::lookup
 
+mod builder;
 mod cache;
 mod client;
+mod config;
+mod http;
 mod subject;
 mod types;
 
 #[cfg(doc)]
 use crate::Error;
 
-pub use client::{SchemaRegistryClient, SchemaRegistryClientBuilder};
+pub use builder::SchemaRegistryClientBuilder;
+pub use client::SchemaRegistryClient;
 pub use subject::SubjectNameStrategy;
 pub use types::{
     CompatibilityCheck, CompatibilityLevel, Mode, Schema, SchemaReference, SchemaType,
