@@ -216,17 +216,19 @@ pub(super) fn query(flags: &[(&str, bool)]) -> String {
 /// Test helpers shared by the registry's unit tests.
 #[cfg(test)]
 pub(super) mod testing {
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use super::SchemaRegistryClient;
 
-    /// A throwaway HTTP endpoint on loopback that counts the connections it accepts and answers
-    /// each request with the same status line (or, with `None`, closes without answering). It
-    /// stands in for a broken network path or an overloaded server, not for the registry's API.
+    /// A throwaway HTTP endpoint on loopback that counts the connections it accepts, keeps the
+    /// head of each request, and answers each with the same status line (or, with `None`,
+    /// closes without answering). It stands in for a broken network path or an overloaded
+    /// server, not for the registry's API.
     pub(crate) struct Endpoint {
-        url: String,
+        pub(crate) url: String,
         connections: Arc<std::sync::atomic::AtomicUsize>,
+        heads: Arc<Mutex<Vec<String>>>,
     }
 
     impl Endpoint {
@@ -236,6 +238,8 @@ pub(super) mod testing {
             let url = format!("http://{}", listener.local_addr().unwrap());
             let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let count = connections.clone();
+            let heads = Arc::new(Mutex::new(Vec::new()));
+            let seen = heads.clone();
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     let Ok(mut stream) = stream else { return };
@@ -248,6 +252,8 @@ pub(super) mod testing {
                             Ok(n) => request.extend_from_slice(&buf[..n]),
                         }
                     }
+                    let head = String::from_utf8_lossy(&request).into_owned();
+                    seen.lock().unwrap().push(head);
                     if let Some(status) = answer {
                         let body = r#"{"error_code":0,"message":"canned"}"#;
                         let _ = write!(
@@ -259,11 +265,20 @@ pub(super) mod testing {
                     }
                 }
             });
-            Endpoint { url, connections }
+            Endpoint {
+                url,
+                connections,
+                heads,
+            }
         }
 
         pub(crate) fn connections(&self) -> usize {
             self.connections.load(std::sync::atomic::Ordering::SeqCst)
+        }
+
+        /// The heads (request line and headers) of the requests received so far.
+        pub(crate) fn heads(&self) -> Vec<String> {
+            self.heads.lock().unwrap().clone()
         }
 
         pub(crate) fn client(&self, retries: u32) -> SchemaRegistryClient {
@@ -391,6 +406,51 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("/subjects could not be reached"), "{text}");
         assert!(text.to_lowercase().contains("connection refused"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn requests_carry_the_credentials_and_the_registry_media_types() {
+        use crate::Secret;
+
+        let endpoint = Endpoint::start(Some("404 Not Found"));
+        let basic = endpoint
+            .client(0)
+            .basic_auth("user", Secret::new("pass word"));
+        let _ = basic.register("s", "\"int\"").await;
+        let bearer = endpoint.client(0).bearer_auth(Secret::new("t0ken"));
+        let _ = bearer.subjects().await;
+        // Credentials in the URL become basic auth.
+        let in_url = SchemaRegistryClient::builder(endpoint.url.replace("://", "://u%3A1:p%40ss@"))
+            .max_retries(0)
+            .build()
+            .unwrap();
+        let _ = in_url.subjects().await;
+
+        let heads: Vec<String> = endpoint.heads().iter().map(|h| h.to_lowercase()).collect();
+        assert_eq!(heads.len(), 3);
+        // base64("user:pass word"), base64("u:1:p@ss")
+        assert!(
+            heads[0].starts_with("post /subjects/s/versions http/1.1"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[0].contains("authorization: basic dxnlcjpwyxnzihdvcmq="),
+            "{}",
+            heads[0]
+        );
+        assert!(heads[0].contains("content-type: application/vnd.schemaregistry.v1+json"));
+        assert!(heads[0].contains("accept: application/vnd.schemaregistry.v1+json"));
+        assert!(
+            heads[1].contains("authorization: bearer t0ken"),
+            "{}",
+            heads[1]
+        );
+        assert!(
+            heads[2].contains("authorization: basic dtoxonbac3m="),
+            "{}",
+            heads[2]
+        );
     }
 
     #[tokio::test]
