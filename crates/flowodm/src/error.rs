@@ -8,6 +8,8 @@
 //!   [`ErrorKind`], handy for metrics labels and dead-letter headers.
 //! - [`Error::is_retriable`] says whether the same call may succeed if tried again later (a broker
 //!   or registry that is briefly away), as opposed to a bad input that will fail every time.
+//! - [`Error::is_incompatible_schema`], [`Error::is_not_found`] and the `is_*_not_found`
+//!   classifiers pick out the schema registry's common refusals, whichever registry sent them.
 //!
 //! Errors never carry secrets: configuration errors name the key, not its value.
 

@@ -174,7 +174,7 @@ impl SchemaRegistryClient {
     /// schemas that differ only in formatting or in the order of JSON properties get one id.
     ///
     /// A schema the subject's compatibility level refuses fails with an error for which
-    /// [`Error::is_incompatible_schema`] is true; an invalid one with error code 42201.
+    /// [`Error::is_incompatible_schema`](crate::Error::is_incompatible_schema) is true; an invalid one with error code 42201.
     ///
     /// ```no_run
     /// # async fn demo(registry: flowodm::registry::SchemaRegistryClient) -> flowodm::Result<()> {

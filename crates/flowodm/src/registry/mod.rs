@@ -51,7 +51,8 @@
 //!
 //! Requests that fail in a way that may pass are retried with exponential backoff: connection
 //! failures and timeouts, 5xx answers, and 429 Too Many Requests (honouring `Retry-After`).
-//! Other 4xx answers fail at once. By default a request is tried up to 4 times (3 retries),
+//! Other 4xx answers fail at once. Retrying a registration is safe: registering a schema the
+//! subject already holds returns its id and adds nothing. By default a request is tried up to 4 times (3 retries),
 //! waiting about 100 ms, 200 ms and 400 ms; see [`SchemaRegistryClientBuilder::max_retries`]
 //! and [`SchemaRegistryClientBuilder::retry_backoff`].
 //!
