@@ -8,6 +8,8 @@
 //!   [`ErrorKind`], handy for metrics labels and dead-letter headers.
 //! - [`Error::is_retriable`] says whether the same call may succeed if tried again later (a broker
 //!   or registry that is briefly away), as opposed to a bad input that will fail every time.
+//! - [`Error::is_incompatible_schema`], [`Error::is_not_found`] and the `is_*_not_found`
+//!   classifiers pick out the schema registry's common refusals, whichever registry sent them.
 //!
 //! Errors never carry secrets: configuration errors name the key, not its value.
 
@@ -213,6 +215,74 @@ impl Error {
             Error::Registry { error_code, .. } => Some(*error_code),
             _ => None,
         }
+    }
+
+    /// Whether the registry refused a schema because it breaks the subject's compatibility
+    /// level.
+    ///
+    /// Registries report this with HTTP 409 and error code `409` (Confluent Platform 7.x,
+    /// Karapace, Redpanda, Apicurio) or `40901` (Confluent Platform 8.0.4, 8.1.2, 8.2.0 and
+    /// later); both count. Other codes sent with HTTP 409 do not.
+    ///
+    /// ```
+    /// let old = flowodm::Error::Registry { status: 409, error_code: 409, message: "incompatible".into() };
+    /// let new = flowodm::Error::Registry { status: 409, error_code: 40901, message: "incompatible".into() };
+    /// assert!(old.is_incompatible_schema() && new.is_incompatible_schema());
+    /// assert!(!old.is_retriable());
+    /// ```
+    pub fn is_incompatible_schema(&self) -> bool {
+        use crate::registry::error_code::{INCOMPATIBLE_SCHEMA, INCOMPATIBLE_SCHEMA_LEGACY};
+        matches!(
+            self,
+            Error::Registry { error_code, .. }
+                if *error_code == INCOMPATIBLE_SCHEMA || *error_code == INCOMPATIBLE_SCHEMA_LEGACY
+        )
+    }
+
+    /// Whether the registry answered that something does not exist: HTTP 404, or any `404xx`
+    /// error code (some registries send those with another status).
+    ///
+    /// ```
+    /// let err = flowodm::Error::Registry { status: 404, error_code: 40408, message: "no config".into() };
+    /// assert!(err.is_not_found());
+    /// ```
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Error::Registry { status, error_code, .. }
+                if *status == 404 || (40400..40500).contains(error_code)
+        )
+    }
+
+    /// Whether the registry answered that the subject does not exist (error code 40401).
+    ///
+    /// ```
+    /// let err = flowodm::Error::Registry { status: 404, error_code: 40401, message: "no".into() };
+    /// assert!(err.is_subject_not_found());
+    /// ```
+    pub fn is_subject_not_found(&self) -> bool {
+        self.registry_error_code() == Some(crate::registry::error_code::SUBJECT_NOT_FOUND)
+    }
+
+    /// Whether the registry answered that the subject has no such version (error code 40402).
+    ///
+    /// ```
+    /// let err = flowodm::Error::Registry { status: 404, error_code: 40402, message: "no".into() };
+    /// assert!(err.is_version_not_found());
+    /// ```
+    pub fn is_version_not_found(&self) -> bool {
+        self.registry_error_code() == Some(crate::registry::error_code::VERSION_NOT_FOUND)
+    }
+
+    /// Whether the registry answered that there is no schema with that id, or that the schema
+    /// is not registered under the subject (error code 40403).
+    ///
+    /// ```
+    /// let err = flowodm::Error::Registry { status: 404, error_code: 40403, message: "no".into() };
+    /// assert!(err.is_schema_not_found());
+    /// ```
+    pub fn is_schema_not_found(&self) -> bool {
+        self.registry_error_code() == Some(crate::registry::error_code::SCHEMA_NOT_FOUND)
     }
 
     pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
