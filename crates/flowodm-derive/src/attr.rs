@@ -1,6 +1,7 @@
 //! Parses `#[flowodm(...)]` attributes on containers, fields and variants, and doc comments.
 
 use proc_macro2::Span;
+use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Path};
 
 use crate::ctxt::Ctxt;
@@ -26,6 +27,10 @@ pub struct ContainerAttrs {
 #[derive(Default)]
 pub struct FieldAttrs {
     pub rename: Option<LitStr>,
+    /// `micros`: dates and times with microsecond precision.
+    pub micros: Option<Span>,
+    /// `decimal(precision = P, scale = S)`.
+    pub decimal: Option<(u64, u64, Span)>,
     pub default: Option<DefaultValue>,
     pub aliases: Vec<LitStr>,
     pub skip: bool,
@@ -293,7 +298,58 @@ impl FieldAttrs {
                             set_once(cx, &mut out.default, d, &meta.path, "default");
                         }
                     }
-                    _ => unknown(cx, &meta, "field", "rename, alias, default, skip")?,
+                    "micros" => {
+                        if out.micros.is_some() {
+                            cx.error_spanned_by(&meta.path, "duplicate flowodm attribute `micros`");
+                        }
+                        out.micros = Some(meta.path.span());
+                    }
+                    "decimal" => {
+                        let (mut precision, mut scale) = (None, None);
+                        meta.parse_nested_meta(|m| {
+                            let lit: syn::LitInt = m.value()?.parse()?;
+                            let v: u64 = lit.base10_parse()?;
+                            if m.path.is_ident("precision") {
+                                precision = Some((v, lit));
+                            } else if m.path.is_ident("scale") {
+                                scale = Some((v, lit));
+                            } else {
+                                cx.error_spanned_by(&m.path, "expected `precision` or `scale`");
+                            }
+                            Ok(())
+                        })?;
+                        match (precision, scale) {
+                            (Some((p, plit)), Some((s, slit))) => {
+                                if p == 0 || p > 38 {
+                                    cx.error_spanned_by(
+                                        &plit,
+                                        "a decimal's precision is 1 to 38 digits",
+                                    );
+                                } else if s > p {
+                                    cx.error_spanned_by(
+                                        &slit,
+                                        "a decimal's scale cannot exceed its precision",
+                                    );
+                                } else if s > 28 {
+                                    cx.error_spanned_by(
+                                        &slit,
+                                        "rust_decimal holds at most 28 fractional digits",
+                                    );
+                                }
+                                out.decimal = Some((p, s, meta.path.span()));
+                            }
+                            _ => cx.error_spanned_by(
+                                &meta.path,
+                                "write the decimal as decimal(precision = P, scale = S)",
+                            ),
+                        }
+                    }
+                    _ => unknown(
+                        cx,
+                        &meta,
+                        "field",
+                        "rename, alias, default, skip, micros, decimal",
+                    )?,
                 }
                 Ok(())
             });

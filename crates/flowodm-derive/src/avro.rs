@@ -42,6 +42,12 @@ pub fn fields<'a>(
             (None, Some((rule, _))) => rule.apply(&raw),
             (None, None) => raw,
         };
+        if let (Some(_), Some((_, _, span))) = (attrs.micros, attrs.decimal) {
+            cx.syn_error(syn::Error::new(
+                span,
+                "`micros` and `decimal` cannot go together",
+            ));
+        }
         if attrs.skip && (attrs.rename.is_some() || attrs.default.is_some()) {
             cx.error_spanned_by(
                 ident,
@@ -72,6 +78,38 @@ pub fn fields<'a>(
         });
     }
     Some(out)
+}
+
+impl FieldInfo<'_> {
+    /// The path whose functions encode and decode this field: the type's own `Avro` impl, or
+    /// the adapter its attributes choose.
+    fn codec(&self, p: &TokenStream) -> TokenStream {
+        let ty = self.ty;
+        match self.adapter(p) {
+            Some(a) => quote_spanned!(ty.span()=> <#a as #p::AvroAdapter<#ty>>),
+            None => quote_spanned!(ty.span()=> <#ty as #p::Avro>),
+        }
+    }
+
+    fn adapter(&self, p: &TokenStream) -> Option<TokenStream> {
+        if self.attrs.micros.is_some() {
+            return Some(quote!(#p::Micros));
+        }
+        self.attrs.decimal.map(|(precision, scale, _)| {
+            let precision = precision as usize;
+            let scale = scale as u32;
+            quote!(#p::DecimalBytes<#precision, #scale>)
+        })
+    }
+
+    /// Decodes the field following a plan.
+    fn decode_with(&self, p: &TokenStream) -> TokenStream {
+        let ty = self.ty;
+        match self.adapter(p) {
+            Some(a) => quote_spanned!(ty.span()=> #p::decode_adapted::<#a, #ty>(r, plan, res)),
+            None => quote_spanned!(ty.span()=> #p::decode_with::<#ty>(r, plan, res)),
+        }
+    }
 }
 
 fn is_option(ty: &Type) -> bool {
@@ -168,13 +206,14 @@ fn expand_record(
         };
         let fdoc = opt_str(&f.attrs.doc);
         let faliases = aliases_tokens(&f.attrs.aliases);
-        quote_spanned!(ty.span()=> #p::field_json(#n, <#ty as #p::Avro>::schema(cx), #default, #fdoc, #faliases))
+        let codec = f.codec(&p);
+        quote_spanned!(ty.span()=> #p::field_json(#n, #codec::schema(cx), #default, #fdoc, #faliases))
     });
 
     let encodes = live.iter().map(|f| {
         let fi = f.ident;
-        let ty = f.ty;
-        quote_spanned!(ty.span()=> <#ty as #p::Avro>::encode(&self.#fi, buf)?;)
+        let codec = f.codec(&p);
+        quote!(#codec::encode(&self.#fi, buf)?;)
     });
 
     let skipped_inits = fields.iter().filter(|f| f.attrs.skip).map(|f| {
@@ -186,8 +225,8 @@ fn expand_record(
 
     let decodes = live.iter().map(|f| {
         let fi = f.ident;
-        let ty = f.ty;
-        quote!(#fi: <#ty as #p::Avro>::decode(r)?)
+        let codec = f.codec(&p);
+        quote!(#fi: #codec::decode(r)?)
     });
 
     let slots: Vec<_> = live
@@ -200,14 +239,14 @@ fn expand_record(
         quote!(let mut #s: ::core::option::Option<#ty> = ::core::option::Option::None;)
     });
     let step_arms = live.iter().zip(&slots).enumerate().map(|(i, (f, s))| {
-        let ty = f.ty;
         let i = i as u32;
-        quote!(#p::Step::Read { field: #i, plan } => #s = ::core::option::Option::Some(#p::decode_with::<#ty>(r, plan, res)?),)
+        let decode = f.decode_with(&p);
+        quote!(#p::Step::Read { field: #i, plan } => #s = ::core::option::Option::Some(#decode?),)
     });
     let default_arms = live.iter().zip(&slots).enumerate().map(|(i, (f, s))| {
-        let ty = f.ty;
         let i = i as u32;
-        quote!(#i => #s = ::core::option::Option::Some(<#ty as #p::Avro>::decode(&mut d)?),)
+        let codec = f.codec(&p);
+        quote!(#i => #s = ::core::option::Option::Some(#codec::decode(&mut d)?),)
     });
     let finals = live.iter().zip(&slots).map(|(f, s)| {
         let fi = f.ident;
@@ -277,17 +316,13 @@ fn expand_enum(
         cx.error_spanned_by(ident, "an Avro enum needs at least one variant");
         return None;
     }
+    if e.variants.iter().any(|v| !matches!(v.fields, Fields::Unit)) {
+        return expand_union(cx, input, container, e, krate);
+    }
     let mut symbols = Vec::new();
     let mut variants = Vec::new();
     let mut default: Option<String> = None;
     for v in &e.variants {
-        if !matches!(v.fields, Fields::Unit) {
-            cx.error_spanned_by(
-                v,
-                "only enums of unit variants are supported: they map to an Avro enum",
-            );
-            continue;
-        }
         let attrs = VariantAttrs::parse(cx, &v.attrs);
         let symbol = match (&attrs.rename, container.rename_all) {
             (Some(r), _) => r.value(),
@@ -344,6 +379,156 @@ fn expand_enum(
                 match index {
                     #(::core::option::Option::Some(::core::option::Option::Some(#uindices)) => ::core::result::Result::Ok(Self::#variants),)*
                     _ => ::core::result::Result::Err(#p::bad_symbol::<Self>(written as i64)),
+                }
+            }
+        }
+    })
+}
+
+/// An enum with data: an Avro union. A unit variant is `null` (at most one), a newtype variant
+/// `V(T)` is `T`'s schema, a struct variant `V { .. }` is a record named `V` in the enum's
+/// namespace.
+fn expand_union(
+    cx: &Ctxt,
+    input: &DeriveInput,
+    container: &ContainerAttrs,
+    e: &syn::DataEnum,
+    krate: &TokenStream,
+) -> Option<TokenStream> {
+    let ident = &input.ident;
+    let p = quote!(#krate::__private);
+    if !input.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &input.generics,
+            "an enum with data (an Avro union) cannot be generic",
+        );
+        return None;
+    }
+    let (_, namespace) = names(input, container);
+    let mut helpers = Vec::new();
+    let mut schemas = Vec::new();
+    let mut encodes = Vec::new();
+    let mut decodes = Vec::new();
+    let mut resolved = Vec::new();
+    let mut units = 0;
+    for (i, v) in e.variants.iter().enumerate() {
+        let attrs = VariantAttrs::parse(cx, &v.attrs);
+        if attrs.default {
+            cx.error_spanned_by(
+                v,
+                "`default` applies to enums of unit variants (Avro enums), not to unions",
+            );
+        }
+        let vi = &v.ident;
+        let idx = i as i64;
+        let bi = i as u32;
+        match &v.fields {
+            Fields::Unit => {
+                units += 1;
+                if units > 1 {
+                    cx.error_spanned_by(v, "a union holds null once: at most one unit variant");
+                }
+                schemas.push(quote!(#p::Json::from("null")));
+                encodes.push(quote!(Self::#vi => #p::write_long(buf, #idx),));
+                decodes.push(quote!(#idx => ::core::result::Result::Ok(Self::#vi),));
+                resolved.push(quote!(#bi => ::core::result::Result::Ok(Self::#vi),));
+            }
+            Fields::Unnamed(u) if u.unnamed.len() == 1 => {
+                let ty = &u.unnamed[0].ty;
+                schemas.push(quote_spanned!(ty.span()=> <#ty as #p::Avro>::schema(cx)));
+                encodes.push(quote!(Self::#vi(v) => { #p::write_long(buf, #idx); <#ty as #p::Avro>::encode(v, buf)?; }));
+                decodes.push(quote!(#idx => ::core::result::Result::Ok(Self::#vi(<#ty as #p::Avro>::decode(r)?)),));
+                resolved.push(quote!(#bi => ::core::result::Result::Ok(Self::#vi(#p::decode_with::<#ty>(r, plan, res)?)),));
+            }
+            Fields::Unnamed(_) => {
+                cx.error_spanned_by(v, "a tuple variant of an Avro union holds exactly one value: use V(T) or V { .. }");
+            }
+            Fields::Named(named) => {
+                // A hidden struct carries the variant's record schema and codec.
+                let helper = format_ident!("__FlowodmVariant{}", vi);
+                let name = v.ident.to_string();
+                let fields = &named.named;
+                let synthetic: DeriveInput = syn::parse_quote! {
+                    #[flowodm(name = #name, namespace = #namespace)]
+                    struct #helper { #fields }
+                };
+                let vattrs = ContainerAttrs::parse(cx, &synthetic.attrs, false);
+                let Some(infos) = self::fields(cx, &synthetic, &vattrs) else {
+                    continue;
+                };
+                let record = expand_record(&synthetic, &vattrs, &infos, krate);
+                let field_idents: Vec<&syn::Ident> = fields
+                    .iter()
+                    .map(|f| f.ident.as_ref().expect("named"))
+                    .collect();
+                let codecs: Vec<TokenStream> = infos
+                    .iter()
+                    .filter(|f| !f.attrs.skip)
+                    .map(|f| f.codec(&p))
+                    .collect();
+                let live: Vec<&syn::Ident> = infos
+                    .iter()
+                    .filter(|f| !f.attrs.skip)
+                    .map(|f| f.ident)
+                    .collect();
+                // The emitted struct keeps only the field names and types: the attributes were
+                // read above, and nothing derives on it to accept them.
+                let plain = fields.iter().map(|f| {
+                    let (fi, ty) = (&f.ident, &f.ty);
+                    quote!(#fi: #ty)
+                });
+                helpers.push(quote! {
+                    #[allow(non_camel_case_types, dead_code)]
+                    struct #helper { #(#plain,)* }
+                    #record
+                });
+                schemas.push(quote!(<#helper as #p::Avro>::schema(cx)));
+                encodes.push(quote!(Self::#vi { #(#field_idents,)* } => {
+                    #p::write_long(buf, #idx);
+                    #(#codecs::encode(#live, buf)?;)*
+                    let _ = (#(&#field_idents,)*);
+                }));
+                decodes.push(quote!(#idx => {
+                    let v = <#helper as #p::Avro>::decode(r)?;
+                    ::core::result::Result::Ok(Self::#vi { #(#field_idents: v.#field_idents,)* })
+                }));
+                resolved.push(quote!(#bi => {
+                    let v = #p::decode_with::<#helper>(r, plan, res)?;
+                    ::core::result::Result::Ok(Self::#vi { #(#field_idents: v.#field_idents,)* })
+                }));
+            }
+        }
+    }
+    Some(quote! {
+        #(#helpers)*
+
+        #[automatically_derived]
+        impl #p::Avro for #ident {
+            const IS_UNION: bool = true;
+
+            fn schema(cx: &mut #p::SchemaContext) -> #p::Json {
+                #p::Json::Array(::std::vec![#(#schemas),*])
+            }
+
+            fn encode(&self, buf: &mut ::std::vec::Vec<u8>) -> #p::Result<()> {
+                match self {
+                    #(#encodes)*
+                }
+                ::core::result::Result::Ok(())
+            }
+
+            fn decode(r: &mut #p::Reader<'_>) -> #p::Result<Self> {
+                match r.read_long()? {
+                    #(#decodes)*
+                    other => ::core::result::Result::Err(#p::bad_branch::<Self>(other)),
+                }
+            }
+
+            fn decode_resolved(r: &mut #p::Reader<'_>, plan: &#p::Plan, res: &#p::Resolution) -> #p::Result<Self> {
+                let (branch, plan) = #p::union_branch::<Self>(r, plan)?;
+                match branch {
+                    #(#resolved)*
+                    other => ::core::result::Result::Err(#p::bad_branch::<Self>(other as i64)),
                 }
             }
         }

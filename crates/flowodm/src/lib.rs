@@ -46,7 +46,8 @@ pub use rdkafka;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::avro::binary::write_int;
+    pub use crate::avro::binary::{write_int, write_long};
+    pub use crate::avro::logical::{decode_adapted, AvroAdapter, DecimalBytes, Micros};
     pub use crate::avro::resolve::{Plan, Resolution, Step};
     pub use crate::avro::support::*;
     pub use crate::avro::{decode_with, unexpected_plan, Avro, Reader, SchemaContext};

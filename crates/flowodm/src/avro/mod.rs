@@ -16,8 +16,11 @@
 //! | `Vec<T>` | `array` |
 //! | `HashMap<String, T>`, `BTreeMap<String, T>` | `map` |
 //! | `Box<T>` | `T` |
+//! | `[u8; N]` | `fixed` |
 //! | struct | `record` |
 //! | enum of unit variants | `enum` |
+//!
+//! Dates, times, UUIDs and decimals: see [`logical`].
 //!
 //! Encoding writes into a caller-owned buffer; decoding reads from a borrowed slice through a
 //! bounds-checked [`Reader`]. Neither builds a generic value tree nor looks at a schema per
@@ -26,6 +29,7 @@
 
 pub mod binary;
 mod codec;
+pub mod logical;
 pub(crate) mod node;
 pub mod resolve;
 #[doc(hidden)]
@@ -113,7 +117,7 @@ pub fn full_name(namespace: &str, name: &str) -> String {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no Avro mapping",
     label = "this type has no Avro schema",
-    note = "derive it with #[derive(flowodm::Avro)], or use a supported type: bool, integers, f32, f64, String, Vec<u8>, Option<T>, Vec<T>, HashMap<String, T>, BTreeMap<String, T>, Box<T>"
+    note = "derive it with #[derive(flowodm::Avro)], or use a supported type: bool, integers, f32, f64, String, Vec<u8>, [u8; N], Option<T>, Vec<T>, HashMap<String, T>, BTreeMap<String, T>, Box<T>, chrono dates and times, uuid::Uuid; a rust_decimal::Decimal field needs #[flowodm(decimal(precision = P, scale = S))]"
 )]
 pub trait Avro: Sized {
     /// Writes this type's schema, using `cx` to write named types only once.

@@ -117,3 +117,35 @@ pub fn bad_symbol<T>(index: i64) -> Error {
         std::any::type_name::<T>()
     ))
 }
+
+/// A union branch index the type does not have.
+pub fn bad_branch<T>(index: i64) -> Error {
+    invalid(format!(
+        "union branch {index} is not a branch of {}",
+        std::any::type_name::<T>()
+    ))
+}
+
+/// The reader's branch and plan for the next union value, reading the writer's branch index
+/// when the writer wrote a union.
+pub fn union_branch<'p, T>(
+    r: &mut super::Reader<'_>,
+    plan: &'p super::Plan,
+) -> crate::Result<(u32, &'p super::Plan)> {
+    use super::Plan;
+    match plan {
+        Plan::ReaderUnion(b) => Ok((b.reader_branch, &b.plan)),
+        Plan::WriterUnion(branches) => {
+            let i = r.read_long()?;
+            match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
+                Some(Some(b)) => Ok((b.reader_branch, &b.plan)),
+                Some(None) => Err(invalid(format!(
+                    "the writer's union branch {i} cannot be read as {}",
+                    std::any::type_name::<T>()
+                ))),
+                None => Err(bad_branch::<T>(i)),
+            }
+        }
+        other => Err(super::unexpected_plan::<T>(other)),
+    }
+}
