@@ -15,6 +15,7 @@ pub struct ContainerAttrs {
     pub subject: Option<LitStr>,
     pub key: Option<LitStr>,
     pub consumer_group: Option<LitStr>,
+    pub schema_file: Option<LitStr>,
     pub crate_path: Option<Path>,
     pub name: Option<LitStr>,
     pub namespace: Option<LitStr>,
@@ -189,7 +190,7 @@ fn flowodm_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
 }
 
 const CONTAINER_KEYS: &str =
-    "topic, subject, key, consumer_group, name, namespace, rename_all, alias, crate";
+    "topic, subject, key, consumer_group, schema_file, name, namespace, rename_all, alias, crate";
 
 impl ContainerAttrs {
     /// `model`: whether Kafka settings (topic, key, ...) are allowed here.
@@ -201,7 +202,7 @@ impl ContainerAttrs {
         for attr in flowodm_attrs(attrs) {
             let result = attr.parse_nested_meta(|meta| {
                 let name = ident_of(&meta);
-                let kafka_setting = matches!(name.as_str(), "topic" | "subject" | "key" | "consumer_group");
+                let kafka_setting = matches!(name.as_str(), "topic" | "subject" | "key" | "consumer_group" | "schema_file");
                 if kafka_setting && !model {
                     cx.error_spanned_by(
                         &meta.path,
@@ -227,6 +228,10 @@ impl ContainerAttrs {
                     "consumer_group" => {
                         let lit = non_empty(cx, meta.value()?.parse()?, "consumer_group");
                         set_once(cx, &mut out.consumer_group, lit, &meta.path, "consumer_group");
+                    }
+                    "schema_file" => {
+                        let lit = non_empty(cx, meta.value()?.parse()?, "schema_file");
+                        set_once(cx, &mut out.schema_file, lit, &meta.path, "schema_file");
                     }
                     "name" => {
                         let lit = avro_name(cx, meta.value()?.parse()?, "name");

@@ -89,6 +89,17 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         None => quote!(::core::option::Option::None),
     };
 
+    // The file is embedded with include_str!, so editing it rebuilds the model.
+    let schema_file = attrs.schema_file.as_ref().map(|path| {
+        quote! {
+            const SCHEMA_FILE: ::core::option::Option<#krate::SchemaFile> =
+                ::core::option::Option::Some(#krate::SchemaFile {
+                    path: #path,
+                    contents: ::core::include_str!(::core::concat!(::core::env!("CARGO_MANIFEST_DIR"), "/", #path)),
+                });
+        }
+    });
+
     Ok(quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_attributes, unused_qualifications, clippy::all)]
@@ -103,6 +114,8 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                     key_field: #key_name,
                     consumer_group: #group,
                 };
+
+                #schema_file
 
                 fn key(&self) -> ::core::option::Option<::std::vec::Vec<u8>> {
                     #key_body

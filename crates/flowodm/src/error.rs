@@ -76,6 +76,13 @@ pub enum Error {
         reason: FramingError,
     },
 
+    /// A payload names a schema id the registry does not know.
+    #[error("unknown schema id {id}: the registry has no schema with that id")]
+    UnknownSchema {
+        /// The id in the payload's header.
+        id: u32,
+    },
+
     /// A value could not be encoded.
     #[error("serialization failed: {message}")]
     Serialization {
@@ -175,7 +182,9 @@ impl Error {
             Error::Registry { .. } | Error::RegistryTransport { .. } => ErrorKind::Registry,
             Error::Schema { .. } => ErrorKind::Schema,
             Error::Serialization { .. } => ErrorKind::Serialization,
-            Error::Framing { .. } | Error::Deserialization { .. } => ErrorKind::Deserialization,
+            Error::Framing { .. } | Error::Deserialization { .. } | Error::UnknownSchema { .. } => {
+                ErrorKind::Deserialization
+            }
             Error::Kafka(_) => ErrorKind::Kafka,
         }
     }

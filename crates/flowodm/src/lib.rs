@@ -24,6 +24,7 @@
 extern crate self as flowodm;
 
 pub mod avro;
+pub mod codec;
 pub mod config;
 mod error;
 pub mod model;
@@ -32,7 +33,7 @@ pub mod wire;
 
 pub use config::{KafkaConfig, Secret};
 pub use error::{Error, ErrorKind, FramingError, Result};
-pub use model::{Model, ModelSettings};
+pub use model::{Model, ModelSettings, SchemaFile};
 
 /// Derives [`Model`] and [`Avro`](avro::Avro); its attributes are documented on the trait.
 pub use flowodm_derive::Model;

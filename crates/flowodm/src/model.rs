@@ -77,6 +77,7 @@ impl ModelSettings {
 /// | `subject = "..."` | the registry subject of the value schema (default `{topic}-value`) |
 /// | `key = "field"` | the field whose value is the message key |
 /// | `consumer_group = "..."` | the default consumer group |
+/// | `schema_file = "path.avsc"` | an Avro schema file (relative to the crate) the derived schema must match, checked on first use |
 /// | `crate = "path"` | where the `flowodm` crate is, when it is re-exported under another name |
 ///
 /// The derive also implements [`Avro`](crate::avro::Avro): the struct is an Avro record named
@@ -94,9 +95,57 @@ pub trait Model: crate::avro::Avro + 'static {
     /// The model's Kafka settings.
     const SETTINGS: ModelSettings;
 
+    /// The `.avsc` file the model must match (`#[flowodm(schema_file = "...")]`), embedded at
+    /// compile time.
+    const SCHEMA_FILE: Option<SchemaFile> = None;
+
+    /// The model's schema, computed once. The first call also checks it against
+    /// [`SCHEMA_FILE`](Model::SCHEMA_FILE) and fails with the difference if they disagree.
+    fn value_schema() -> crate::Result<&'static crate::avro::TypeSchema> {
+        let schema = crate::avro::schema_of::<Self>()?;
+        if let Some(file) = Self::SCHEMA_FILE {
+            check_schema_file::<Self>(schema, file)?;
+        }
+        Ok(schema)
+    }
+
     /// The message key: the key field's text in UTF-8, or `None` without a key field (or when
     /// it holds `None`).
     fn key(&self) -> Option<Vec<u8>>;
+}
+
+/// An `.avsc` file embedded in a model, which the derived schema must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaFile {
+    /// The path, relative to the crate's manifest directory.
+    pub path: &'static str,
+    /// The file's contents.
+    pub contents: &'static str,
+}
+
+fn check_schema_file<T: 'static>(
+    schema: &crate::avro::TypeSchema,
+    file: SchemaFile,
+) -> crate::Result<()> {
+    use std::any::TypeId;
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static CHECKED: OnceLock<Mutex<HashSet<TypeId>>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(Default::default);
+    if checked.lock().expect("lock").contains(&TypeId::of::<T>()) {
+        return Ok(());
+    }
+    crate::avro::compare_schemas(schema.json(), file.contents).map_err(|why| {
+        crate::Error::Schema {
+            message: format!(
+                "{} does not match {}: {why}",
+                std::any::type_name::<T>(),
+                file.path
+            ),
+        }
+    })?;
+    checked.lock().expect("lock").insert(TypeId::of::<T>());
+    Ok(())
 }
 
 /// A type that can be a model's key field.

@@ -5,6 +5,8 @@
 //! (each writer schema fetched by id and compiled into a decoding plan once), and checked field
 //! by field.
 
+pub mod events;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -42,7 +42,8 @@ use serde_json::{json, Value as Json};
 
 pub use binary::Reader;
 pub use codec::{
-    from_avro, from_avro_resolved, is_identity, schema_of, to_avro, ResolutionCache, TypeSchema,
+    compare_schemas, from_avro, from_avro_resolved, is_identity, schema_of, to_avro,
+    ResolutionCache, TypeSchema,
 };
 pub use resolve::{Plan, Resolution};
 
