@@ -231,6 +231,14 @@ impl ContainerAttrs {
                     }
                     "schema_file" => {
                         let lit = non_empty(cx, meta.value()?.parse()?, "schema_file");
+                        if let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") {
+                            if !std::path::Path::new(&dir).join(lit.value()).is_file() {
+                                cx.error_spanned_by(
+                                    &lit,
+                                    format!("schema file `{}` not found; the path is relative to the crate's directory (where Cargo.toml is)", lit.value()),
+                                );
+                            }
+                        }
                         set_once(cx, &mut out.schema_file, lit, &meta.path, "schema_file");
                     }
                     "name" => {

@@ -35,6 +35,8 @@ pub struct CodecConfig {
     pub subject_strategy: SubjectNameStrategy,
     /// Ask the registry to normalize the schema when registering or looking it up.
     pub normalize: bool,
+    /// A subject that wins over the strategy and the model's `subject`.
+    pub subject: Option<String>,
 }
 
 impl Default for CodecConfig {
@@ -43,6 +45,7 @@ impl Default for CodecConfig {
             auto_register: true,
             subject_strategy: SubjectNameStrategy::TopicName,
             normalize: false,
+            subject: None,
         }
     }
 }
@@ -51,6 +54,12 @@ impl CodecConfig {
     /// Sets [`auto_register`](CodecConfig::auto_register).
     pub fn auto_register(mut self, on: bool) -> Self {
         self.auto_register = on;
+        self
+    }
+
+    /// Sets an explicit [`subject`](CodecConfig::subject).
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
         self
     }
 
@@ -99,9 +108,10 @@ impl<T: Model> Codec<T> {
     pub fn with_config(registry: SchemaRegistryClient, config: CodecConfig) -> Result<Self> {
         let schema = T::value_schema()?;
         let settings = T::SETTINGS;
-        let subject = match (config.subject_strategy, settings.subject) {
-            (SubjectNameStrategy::TopicName, Some(explicit)) => explicit.to_string(),
-            (strategy, _) => strategy.subject(settings.topic, false, &record_name(schema)),
+        let subject = match (&config.subject, config.subject_strategy, settings.subject) {
+            (Some(subject), _, _) => subject.clone(),
+            (None, SubjectNameStrategy::TopicName, Some(explicit)) => explicit.to_string(),
+            (None, strategy, _) => strategy.subject(settings.topic, false, &record_name(schema)),
         };
         Ok(Codec {
             registry,

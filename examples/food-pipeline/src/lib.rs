@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use flowodm::avro::{from_avro_resolved, schema_of, Avro, ResolutionCache};
+use flowodm::codec::Codec;
 use flowodm::registry::SchemaRegistryClient;
 use flowodm::{KafkaConfig, Model};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -111,12 +111,11 @@ pub async fn run_demo(
     registry: &SchemaRegistryClient,
     count: usize,
 ) -> anyhow::Result<DemoReport> {
-    let settings = DemoOrder::SETTINGS;
-    let topic = settings.topic;
-    let schema = schema_of::<DemoOrder>()?;
+    let topic = DemoOrder::SETTINGS.topic;
     ensure_topic(kafka, topic, 3).await?;
-    let schema_id = registry
-        .register(&settings.subject(), schema.json())
+    let codec = Codec::<DemoOrder>::new(registry.clone())?;
+    let schema_id = codec
+        .schema_id()
         .await
         .context("registering the demo schema")?;
 
@@ -131,8 +130,7 @@ pub async fn run_demo(
     let mut payload = Vec::with_capacity(256);
     for order in &produced {
         payload.clear();
-        flowodm::wire::write_header(&mut payload, schema_id);
-        order.encode(&mut payload)?;
+        codec.encode_into(order, &mut payload).await?;
         let key = order.key();
         let mut record = FutureRecord::to(topic).payload(&payload);
         if let Some(k) = &key {
@@ -159,22 +157,13 @@ pub async fn run_demo(
         .client_config()
         .create()?;
     consumer.subscribe(&[topic])?;
-    let plans = ResolutionCache::default();
     let mut consumed = BTreeMap::new();
     while consumed.len() < produced.len() {
         let msg = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
             .context("no message within 60 s")??;
-        let framed = flowodm::wire::parse(msg.payload().unwrap_or_default())?;
-        // The writer's schema, fetched and compiled into a plan once per schema id.
-        let plan = match plans.get(framed.schema_id) {
-            Some(plan) => plan,
-            None => {
-                let writer = registry.schema_by_id(framed.schema_id).await?;
-                plans.get_or_compile::<DemoOrder>(framed.schema_id, &writer)?
-            }
-        };
-        let order: DemoOrder = from_avro_resolved(framed.datum, &plan)?;
+        // The writer's schema is fetched and compiled into a plan once per schema id.
+        let order = codec.decode(msg.payload().unwrap_or_default()).await?;
         consumer.commit_message(&msg, CommitMode::Async)?;
         if order.run_id == run_id {
             tracing::info!(order_id = %order.order_id, partition = msg.partition(), offset = msg.offset(), "consumed");

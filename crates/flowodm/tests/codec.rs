@@ -1,0 +1,288 @@
+//! `Codec` against the stack's registry and Kafka: registration, subject strategies, strict
+//! framing, unknown ids, and schema evolution in both directions through the registry.
+
+use std::time::Duration;
+
+use flowodm::codec::{Codec, CodecConfig};
+use flowodm::registry::{SchemaRegistryClient, SubjectNameStrategy};
+use flowodm::{Avro, Error, Model};
+use flowodm_test::{new_topic, plaintext_config, registry_url, unique_name};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+fn registry() -> SchemaRegistryClient {
+    SchemaRegistryClient::new(&registry_url()).unwrap()
+}
+
+mod v1 {
+    use super::*;
+
+    #[derive(Model, Debug, Clone, PartialEq)]
+    #[flowodm(
+        topic = "codec-evolution",
+        key = "id",
+        namespace = "dev.flowodm.codec",
+        name = "Reading"
+    )]
+    pub struct Reading {
+        pub id: String,
+        pub celsius: f32,
+        pub sensor: String,
+    }
+}
+
+mod v2 {
+    use super::*;
+
+    #[derive(Avro, Debug, Clone, Copy, PartialEq)]
+    #[flowodm(namespace = "dev.flowodm.codec")]
+    pub enum Quality {
+        Good,
+        Suspect,
+        #[flowodm(default)]
+        Unknown,
+    }
+
+    /// v2: `celsius` widened to double, `sensor` renamed to `device` (alias), `quality` added
+    /// with a default, `note` added as optional.
+    #[derive(Model, Debug, Clone, PartialEq)]
+    #[flowodm(
+        topic = "codec-evolution",
+        key = "id",
+        namespace = "dev.flowodm.codec",
+        name = "Reading"
+    )]
+    pub struct Reading {
+        pub id: String,
+        pub celsius: f64,
+        #[flowodm(alias = "sensor")]
+        pub device: String,
+        #[flowodm(default = "Unknown")]
+        pub quality: Quality,
+        pub note: Option<String>,
+    }
+}
+
+#[tokio::test]
+async fn encode_registers_once_and_decode_round_trips() {
+    let codec = Codec::<v1::Reading>::new(registry()).unwrap();
+    assert_eq!(codec.subject(), "codec-evolution-value");
+    let r = v1::Reading {
+        id: "r-1".into(),
+        celsius: 21.5,
+        sensor: "s-9".into(),
+    };
+    let payload = codec.encode(&r).await.unwrap();
+    let id = codec.schema_id().await.unwrap();
+    assert_eq!(flowodm::wire::parse(&payload).unwrap().schema_id, id);
+    assert_eq!(codec.decode(&payload).await.unwrap(), r);
+
+    // The registry holds exactly the derived schema under that id.
+    let stored = registry().schema_by_id(id).await.unwrap();
+    flowodm::avro::compare_schemas(codec.schema().json(), &stored).unwrap();
+
+    // Another codec (a consumer elsewhere) decodes it by fetching the writer schema by id.
+    let other = Codec::<v1::Reading>::new(registry()).unwrap();
+    assert_eq!(other.decode(&payload).await.unwrap(), r);
+    // After that the id is prepared and decoding needs no await.
+    assert_eq!(other.decode_prepared(&payload).unwrap(), r);
+}
+
+#[tokio::test]
+async fn old_writers_are_read_by_new_readers_and_back() {
+    let old = Codec::<v1::Reading>::new(registry()).unwrap();
+    let new = Codec::<v2::Reading>::new(registry()).unwrap();
+    assert_eq!(old.subject(), new.subject());
+
+    let written_v1 = old
+        .encode(&v1::Reading {
+            id: "a".into(),
+            celsius: 1.5,
+            sensor: "dev-1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        new.decode(&written_v1).await.unwrap(),
+        v2::Reading {
+            id: "a".into(),
+            celsius: 1.5,
+            device: "dev-1".into(),
+            quality: v2::Quality::Unknown,
+            note: None
+        }
+    );
+
+    // v2 → v1 (forward): v1 cannot read a double as a float, so this must fail clearly, not guess.
+    let written_v2 = new
+        .encode(&v2::Reading {
+            id: "b".into(),
+            celsius: 2.25,
+            device: "dev-2".into(),
+            quality: v2::Quality::Good,
+            note: Some("n".into()),
+        })
+        .await
+        .unwrap();
+    let err = old.decode(&written_v2).await.unwrap_err();
+    assert!(matches!(err, Error::Schema { .. }), "{err:?}");
+    assert!(err.to_string().contains("celsius"), "{err}");
+
+    // Both versions live under the subject.
+    let versions = registry().versions(new.subject()).await.unwrap();
+    assert!(versions.len() >= 2, "{versions:?}");
+}
+
+#[tokio::test]
+async fn unframed_truncated_and_unknown_payloads_are_typed_errors() {
+    let codec = Codec::<v1::Reading>::new(registry()).unwrap();
+    let err = codec.decode(b"{\"id\":\"json\"}").await.unwrap_err();
+    assert!(matches!(err, Error::Framing { .. }), "{err:?}");
+    let err = codec.decode(&[0, 0, 0]).await.unwrap_err();
+    assert!(matches!(err, Error::Framing { .. }), "{err:?}");
+    let err = codec
+        .decode(&[0, 0x7f, 0xff, 0xff, 0x01, 2])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownSchema { id: 0x7fff_ff01 }),
+        "{err:?}"
+    );
+    assert!(!err.is_retriable());
+
+    let good = codec
+        .encode(&v1::Reading {
+            id: "x".into(),
+            celsius: 0.0,
+            sensor: "s".into(),
+        })
+        .await
+        .unwrap();
+    let err = codec.decode(&good[..good.len() - 1]).await.unwrap_err();
+    assert!(matches!(err, Error::Deserialization { .. }), "{err:?}");
+    let mut longer = good.clone();
+    longer.push(0);
+    assert!(
+        codec.decode(&longer).await.is_err(),
+        "trailing bytes are rejected"
+    );
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[flowodm(topic = "codec-never-registered", namespace = "dev.flowodm.codec")]
+struct NeverRegistered {
+    v: i64,
+}
+
+#[tokio::test]
+async fn without_auto_registration_a_missing_schema_is_an_error_that_says_so() {
+    let subject = unique_name("codec-never-registered") + "-value";
+    let config = CodecConfig::default()
+        .auto_register(false)
+        .subject(subject.clone());
+    let codec = Codec::<NeverRegistered>::with_config(registry(), config.clone()).unwrap();
+    let err = codec.encode(&NeverRegistered { v: 1 }).await.unwrap_err();
+    assert!(matches!(err, Error::Schema { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("auto-registration is off"),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&subject), "{err}");
+
+    // Once registered (by a deployment step), a codec finds it.
+    let codec2 = Codec::<NeverRegistered>::with_config(registry(), config).unwrap();
+    let id = registry()
+        .register(codec2.subject(), codec2.schema().json())
+        .await
+        .unwrap();
+    assert_eq!(codec2.schema_id().await.unwrap(), id);
+}
+
+#[tokio::test]
+async fn subject_name_strategies() {
+    let record = Codec::<v1::Reading>::with_config(
+        registry(),
+        CodecConfig::default().subject_strategy(SubjectNameStrategy::RecordName),
+    )
+    .unwrap();
+    assert_eq!(record.subject(), "dev.flowodm.codec.Reading");
+    let topic_record = Codec::<v1::Reading>::with_config(
+        registry(),
+        CodecConfig::default().subject_strategy(SubjectNameStrategy::TopicRecordName),
+    )
+    .unwrap();
+    assert_eq!(
+        topic_record.subject(),
+        "codec-evolution-dev.flowodm.codec.Reading"
+    );
+    let id = record.schema_id().await.unwrap();
+    assert_eq!(
+        topic_record.schema_id().await.unwrap(),
+        id,
+        "same schema, same global id"
+    );
+}
+
+#[tokio::test]
+async fn through_kafka_with_keys() {
+    let topic = new_topic("codec-kafka", 3).await;
+    let codec = Codec::<v2::Reading>::new(registry()).unwrap();
+    let producer: FutureProducer = plaintext_config().create().unwrap();
+    let readings: Vec<v2::Reading> = (0..30)
+        .map(|i| v2::Reading {
+            id: format!("sensor-{}", i % 5),
+            celsius: f64::from(i) / 2.0,
+            device: format!("dev-{i}"),
+            quality: if i % 3 == 0 {
+                v2::Quality::Suspect
+            } else {
+                v2::Quality::Good
+            },
+            note: (i % 2 == 0).then(|| format!("n{i}")),
+        })
+        .collect();
+    let mut buf = Vec::new();
+    for r in &readings {
+        buf.clear();
+        codec.encode_into(r, &mut buf).await.unwrap();
+        let key = r.key().unwrap();
+        producer
+            .send(
+                FutureRecord::to(&topic).key(&key).payload(&buf),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+
+    let consumer: StreamConsumer = plaintext_config()
+        .set("group.id", unique_name("codec-group"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut by_key: std::collections::HashMap<String, Vec<v2::Reading>> = Default::default();
+    let mut partition_of: std::collections::HashMap<String, i32> = Default::default();
+    for _ in 0..readings.len() {
+        let msg = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("a message within a minute")
+            .unwrap();
+        let r = codec.decode(msg.payload().unwrap()).await.unwrap();
+        let key = String::from_utf8(msg.key().unwrap().to_vec()).unwrap();
+        assert_eq!(key, r.id);
+        // One key, one partition.
+        assert_eq!(
+            *partition_of.entry(key.clone()).or_insert(msg.partition()),
+            msg.partition()
+        );
+        by_key.entry(key).or_default().push(r);
+    }
+    // Per key, the order of production is kept.
+    for (key, got) in by_key {
+        let expected: Vec<v2::Reading> = readings.iter().filter(|r| r.id == key).cloned().collect();
+        assert_eq!(got, expected, "key {key}");
+    }
+}

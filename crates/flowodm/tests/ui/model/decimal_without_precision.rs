@@ -1,0 +1,9 @@
+use flowodm::Model;
+
+#[derive(Model)]
+#[flowodm(topic = "prices")]
+struct Price {
+    amount: rust_decimal::Decimal,
+}
+
+fn main() {}
