@@ -167,6 +167,11 @@ impl<T: Model> Codec<T> {
             .copied()
     }
 
+    /// The schema id if it has been resolved already (no network).
+    pub fn known_schema_id(&self) -> Option<u32> {
+        self.own_id.get().copied()
+    }
+
     /// Encodes `value` as a new framed payload.
     pub async fn encode(&self, value: &T) -> Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(64);

@@ -24,13 +24,17 @@
 extern crate self as flowodm;
 
 pub mod avro;
+pub mod client;
 pub mod codec;
 pub mod config;
 mod error;
 pub mod model;
+pub mod producer;
+pub mod profiles;
 pub mod registry;
 pub mod wire;
 
+pub use client::Client;
 pub use config::{KafkaConfig, Secret};
 pub use error::{Error, ErrorKind, FramingError, Result};
 pub use model::{Model, ModelSettings, SchemaFile};

@@ -1,0 +1,572 @@
+//! Producing typed messages.
+//!
+//! A [`Producer<T>`] encodes values of the model `T` in the Confluent wire format and hands them
+//! to librdkafka, which batches them per partition and sends them in the background. A message
+//! is *delivered* when the broker acknowledges it — with the default `acks=all`, once every
+//! in-sync replica has it. Each way of sending differs only in how you learn of the delivery:
+//!
+//! - [`send`](Producer::send) returns a future that resolves on acknowledgement with the
+//!   [`Delivery`] (topic, partition, offset, timestamp), or the error.
+//! - [`send_blocking`](Producer::send_blocking) waits on the calling thread, up to a timeout.
+//! - [`send_with_callback`](Producer::send_with_callback) returns as soon as the message is
+//!   queued; the callback runs on librdkafka's delivery thread.
+//! - [`send_many`](Producer::send_many) queues all messages first, then waits for each: one
+//!   result per message, in order.
+//!
+//! The key is the model's key field ([`Model::key`]); [`OutRecord`] sets an explicit key,
+//! partition, timestamp or headers, or makes a tombstone (a key with no value, which deletes the
+//! key from a compacted topic).
+//!
+//! # Defaults
+//!
+//! `acks=all`, `enable.idempotence=true` (retries never duplicate or reorder), `compression.type=lz4`,
+//! `linger.ms=5`; a [`Profile`] replaces them with its own producer settings, and
+//! [`ProducerBuilder::set`] overrides any librdkafka property. With
+//! [`murmur2_partitioner`](ProducerBuilder::murmur2_partitioner), keys land on the partitions the
+//! Java client would choose (librdkafka's default hash is CRC32).
+//!
+//! When librdkafka's local queue is full (`queue.buffering.max.messages`), `send` and
+//! `send_blocking` wait for room; `send_with_callback` returns the retriable `QueueFull` error.
+
+use std::fmt;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
+use rdkafka::ClientContext;
+
+use crate::client::Client;
+use crate::codec::{Codec, CodecConfig};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::profiles::{Profile, PRODUCTION_DEFAULTS};
+
+/// Where a message was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The message's offset in the partition.
+    pub offset: i64,
+    /// The message's timestamp (milliseconds since the epoch), if the broker reported one.
+    pub timestamp: Option<i64>,
+}
+
+/// One message to send, with what the model does not say: an explicit key, partition,
+/// timestamp or headers; or a tombstone.
+///
+/// ```
+/// # #[derive(flowodm::Model)] #[flowodm(topic = "t")] struct Order { id: String }
+/// use flowodm::producer::OutRecord;
+/// let order = Order { id: "ORD-1".into() };
+/// let record = OutRecord::new(&order)
+///     .key("CUST-00042")
+///     .partition(2)
+///     .timestamp(1_763_800_000_000)
+///     .header("correlation-id", "abc-123");
+/// let delete = OutRecord::<Order>::tombstone("CUST-00042");
+/// ```
+pub struct OutRecord<'a, T> {
+    value: Option<&'a T>,
+    key: Option<Vec<u8>>,
+    key_from_model: bool,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl<T> fmt::Debug for OutRecord<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutRecord")
+            .field("tombstone", &self.value.is_none())
+            .field("key", &self.key)
+            .field("partition", &self.partition)
+            .field("timestamp", &self.timestamp)
+            .field("headers", &self.headers.len())
+            .finish()
+    }
+}
+
+impl<'a, T: Model> OutRecord<'a, T> {
+    /// A message with `value`, keyed by the model's key field.
+    pub fn new(value: &'a T) -> Self {
+        OutRecord {
+            value: Some(value),
+            key: None,
+            key_from_model: true,
+            partition: None,
+            timestamp: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A tombstone: `key` with no value. On a compacted topic it deletes the key.
+    pub fn tombstone(key: impl Into<Vec<u8>>) -> Self {
+        OutRecord {
+            value: None,
+            key: Some(key.into()),
+            key_from_model: false,
+            partition: None,
+            timestamp: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Sets the key instead of the model's key field.
+    pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.key = Some(key.into());
+        self.key_from_model = false;
+        self
+    }
+
+    /// Sends without a key (spread over partitions), even if the model has a key field.
+    pub fn no_key(mut self) -> Self {
+        self.key = None;
+        self.key_from_model = false;
+        self
+    }
+
+    /// Sends to this partition instead of the partitioner's choice.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the timestamp (milliseconds since the epoch); by default, the time of sending.
+    pub fn timestamp(mut self, millis: i64) -> Self {
+        self.timestamp = Some(millis);
+        self
+    }
+
+    /// Adds a header (names may repeat).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), Some(value.into())));
+        self
+    }
+}
+
+/// How the delivery of one message is reported.
+enum Pending {
+    Async(tokio::sync::oneshot::Sender<Result<Delivery>>),
+    Blocking(mpsc::SyncSender<Result<Delivery>>),
+    Callback(Mutex<Option<DeliveryCallback>>),
+}
+
+type DeliveryCallback = Box<dyn FnOnce(Result<Delivery>) + Send>;
+
+/// librdkafka's delivery reports, routed to whoever waits for them.
+struct Context;
+
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka producer error");
+    }
+}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let outcome = match result {
+            Ok(m) => Ok(Delivery {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis(),
+            }),
+            Err((e, _)) => Err(Error::Kafka(e.clone())),
+        };
+        match *pending {
+            Pending::Async(tx) => drop(tx.send(outcome)),
+            Pending::Blocking(tx) => drop(tx.try_send(outcome)),
+            Pending::Callback(cb) => {
+                if let Some(cb) = cb.lock().ok().and_then(|mut c| c.take()) {
+                    cb(outcome);
+                }
+            }
+        }
+    }
+}
+
+/// Builds a [`Producer`]; from [`Client::producer`].
+pub struct ProducerBuilder<T> {
+    client: Client,
+    profile: Option<Profile>,
+    properties: Vec<(String, String)>,
+    codec: CodecConfig,
+    topic: Option<String>,
+    _model: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for ProducerBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProducerBuilder")
+            .field("profile", &self.profile)
+            .field(
+                "properties",
+                &self.properties.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+impl<T: Model> ProducerBuilder<T> {
+    pub(crate) fn new(client: Client) -> Self {
+        ProducerBuilder {
+            client,
+            profile: None,
+            properties: Vec::new(),
+            codec: CodecConfig::default(),
+            topic: None,
+            _model: std::marker::PhantomData,
+        }
+    }
+
+    /// Uses a profile's producer settings instead of the defaults.
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
+    /// Sets any librdkafka producer property (wins over defaults and profile).
+    pub fn set(mut self, property: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((property.into(), value.into()));
+        self
+    }
+
+    /// Partitions keyed messages as the Java client does (murmur2), so keys land on the same
+    /// partitions whichever client wrote them.
+    pub fn murmur2_partitioner(self) -> Self {
+        self.set("partitioner", "murmur2_random")
+    }
+
+    /// Sends to this topic instead of the model's.
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = Some(topic.into());
+        self
+    }
+
+    /// How the schema is registered and named.
+    pub fn codec(mut self, config: CodecConfig) -> Self {
+        self.codec = config;
+        self
+    }
+
+    /// The librdkafka configuration the producer will have (secrets included: do not log it).
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut c = self.client.kafka().client_config();
+        let defaults: Vec<(&str, String)> = match self.profile {
+            Some(p) => p.producer_properties(),
+            None => PRODUCTION_DEFAULTS
+                .iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect(),
+        };
+        for (k, v) in defaults {
+            if c.get(k).is_none() {
+                c.set(k, v);
+            }
+        }
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Creates the producer. Connects in the background; the schema is registered on the first
+    /// send.
+    pub fn build(self) -> Result<Producer<T>> {
+        let inner: ThreadedProducer<Context> = self
+            .client_config()
+            .create_with_context(Context)
+            .map_err(|e| match e {
+                KafkaError::ClientConfig(_, ref desc, ref key, _) => {
+                    Error::config(key.clone(), desc.clone())
+                }
+                other => Error::Kafka(other),
+            })?;
+        let codec = Codec::<T>::with_config(self.client.registry().clone(), self.codec)?;
+        Ok(Producer {
+            inner: Arc::new(inner),
+            codec: Arc::new(codec),
+            topic: Arc::from(self.topic.unwrap_or_else(|| T::SETTINGS.topic.to_string())),
+        })
+    }
+}
+
+/// Sends values of the model `T`; cheap to clone (clones share the connection).
+///
+/// ```no_run
+/// # async fn demo() -> flowodm::Result<()> {
+/// #[derive(flowodm::Model)]
+/// #[flowodm(topic = "orders", key = "customer_id")]
+/// struct Order { order_id: String, customer_id: String }
+///
+/// let client = flowodm::Client::from_env()?;
+/// let producer = client.producer::<Order>().build()?;
+/// let delivery = producer.send(&Order { order_id: "ORD-1".into(), customer_id: "C-7".into() }).await?;
+/// println!("stored at {}:{}@{}", delivery.topic, delivery.partition, delivery.offset);
+/// producer.flush(std::time::Duration::from_secs(10))?;
+/// # Ok(()) }
+/// ```
+pub struct Producer<T> {
+    inner: Arc<ThreadedProducer<Context>>,
+    codec: Arc<Codec<T>>,
+    topic: Arc<str>,
+}
+
+impl<T> Clone for Producer<T> {
+    fn clone(&self) -> Self {
+        Producer {
+            inner: self.inner.clone(),
+            codec: self.codec.clone(),
+            topic: self.topic.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("topic", &self.topic)
+            .field("model", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+/// A message ready for librdkafka.
+struct Prepared {
+    payload: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+    headers: Option<OwnedHeaders>,
+}
+
+impl<T: Model> Producer<T> {
+    /// The topic it sends to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The codec (schema, subject, registry id).
+    pub fn codec(&self) -> &Codec<T> {
+        &self.codec
+    }
+
+    fn prepare(&self, schema_id: u32, record: OutRecord<'_, T>) -> Result<Prepared> {
+        let payload = match record.value {
+            Some(v) => {
+                let mut buf = Vec::with_capacity(128);
+                Codec::<T>::encode_with_id(schema_id, v, &mut buf)?;
+                Some(buf)
+            }
+            None => None,
+        };
+        let key = match (record.key_from_model, record.value) {
+            (true, Some(v)) => v.key(),
+            _ => record.key,
+        };
+        let headers = (!record.headers.is_empty()).then(|| {
+            record
+                .headers
+                .iter()
+                .fold(OwnedHeaders::new(), |h, (k, v)| {
+                    h.insert(Header {
+                        key: k,
+                        value: v.as_deref(),
+                    })
+                })
+        });
+        Ok(Prepared {
+            payload,
+            key,
+            partition: record.partition,
+            timestamp: record.timestamp,
+            headers,
+        })
+    }
+
+    /// Queues a prepared message; `Err(Some(pending))` gives the opaque back when the queue is
+    /// full, so the caller can wait and retry.
+    fn enqueue(
+        &self,
+        p: &Prepared,
+        pending: Box<Pending>,
+    ) -> std::result::Result<(), (Error, Option<Box<Pending>>)> {
+        let mut rec: BaseRecord<'_, [u8], [u8], Box<Pending>> =
+            BaseRecord::with_opaque_to(&self.topic, pending);
+        if let Some(payload) = &p.payload {
+            rec = rec.payload(payload.as_slice());
+        }
+        if let Some(key) = &p.key {
+            rec = rec.key(key.as_slice());
+        }
+        if let Some(partition) = p.partition {
+            rec = rec.partition(partition);
+        }
+        if let Some(ts) = p.timestamp {
+            rec = rec.timestamp(ts);
+        }
+        if let Some(h) = &p.headers {
+            rec = rec.headers(h.clone());
+        }
+        match self.inner.send(rec) {
+            Ok(()) => Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), rec)) => Err((
+                Error::Kafka(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)),
+                Some(rec.delivery_opaque),
+            )),
+            Err((e, _)) => Err((Error::Kafka(e), None)),
+        }
+    }
+
+    /// Sends `value` and resolves when the broker acknowledges it.
+    pub async fn send(&self, value: &T) -> Result<Delivery> {
+        self.send_record(OutRecord::new(value)).await
+    }
+
+    /// Sends a record (explicit key, partition, timestamp, headers, or a tombstone) and resolves
+    /// when the broker acknowledges it.
+    pub async fn send_record(&self, record: OutRecord<'_, T>) -> Result<Delivery> {
+        let rx = self.enqueue_async(record).await?;
+        rx.await.unwrap_or_else(|_| Err(producer_closed()))
+    }
+
+    async fn enqueue_async(
+        &self,
+        record: OutRecord<'_, T>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Delivery>>> {
+        let id = self.codec.schema_id().await?;
+        let prepared = self.prepare(id, record)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut pending = Box::new(Pending::Async(tx));
+        loop {
+            match self.enqueue(&prepared, pending) {
+                Ok(()) => return Ok(rx),
+                Err((_, Some(back))) => {
+                    pending = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, None)) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends many values: queues them all, then waits for each. One result per value, in order.
+    pub async fn send_many<'v, I>(&self, values: I) -> Vec<Result<Delivery>>
+    where
+        I: IntoIterator<Item = &'v T>,
+        T: 'v,
+    {
+        let mut waiting = Vec::new();
+        for v in values {
+            waiting.push(self.enqueue_async(OutRecord::new(v)).await);
+        }
+        let mut out = Vec::with_capacity(waiting.len());
+        for w in waiting {
+            out.push(match w {
+                Ok(rx) => rx.await.unwrap_or_else(|_| Err(producer_closed())),
+                Err(e) => Err(e),
+            });
+        }
+        out
+    }
+
+    /// Sends `value` and waits on this thread, up to `timeout`, for the acknowledgement.
+    ///
+    /// Call it from synchronous code; inside an async task use [`send`](Producer::send). The
+    /// first call registers the schema, which needs the network.
+    pub fn send_blocking(&self, value: &T, timeout: Duration) -> Result<Delivery> {
+        self.send_record_blocking(OutRecord::new(value), timeout)
+    }
+
+    /// [`send_record`](Producer::send_record), waiting on this thread up to `timeout`.
+    pub fn send_record_blocking(
+        &self,
+        record: OutRecord<'_, T>,
+        timeout: Duration,
+    ) -> Result<Delivery> {
+        let deadline = Instant::now() + timeout;
+        let id = self.schema_id_blocking()?;
+        let prepared = self.prepare(id, record)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        let mut pending = Box::new(Pending::Blocking(tx));
+        loop {
+            match self.enqueue(&prepared, pending) {
+                Ok(()) => break,
+                Err((e, Some(back))) => {
+                    if Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    pending = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, None)) => return Err(e),
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        rx.recv_timeout(left).unwrap_or_else(|_| {
+            Err(Error::Kafka(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageTimedOut,
+            )))
+        })
+    }
+
+    /// Queues `value` and returns; `callback` receives the delivery result on librdkafka's
+    /// delivery thread (keep it short).
+    ///
+    /// A full local queue is the retriable `QueueFull` error, returned here.
+    pub fn send_with_callback(
+        &self,
+        value: &T,
+        callback: impl FnOnce(Result<Delivery>) + Send + 'static,
+    ) -> Result<()> {
+        let id = self.schema_id_blocking()?;
+        let prepared = self.prepare(id, OutRecord::new(value))?;
+        let pending = Box::new(Pending::Callback(Mutex::new(Some(Box::new(callback)))));
+        self.enqueue(&prepared, pending).map_err(|(e, _)| e)
+    }
+
+    /// Waits up to `timeout` until every queued message is delivered (or failed).
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.inner.flush(timeout).map_err(Error::Kafka)
+    }
+
+    /// How many messages are queued or in flight.
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+
+    /// The schema id, resolving it without an async context (a helper thread runs the registry
+    /// call when it is not known yet).
+    fn schema_id_blocking(&self) -> Result<u32> {
+        if let Some(id) = self.codec.known_schema_id() {
+            return Ok(id);
+        }
+        let codec = self.codec.clone();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::config("runtime", e.to_string()))?
+                    .block_on(codec.schema_id())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::config("runtime", "the registry thread panicked")))
+        })
+    }
+}
+
+fn producer_closed() -> Error {
+    Error::Kafka(KafkaError::Canceled)
+}
