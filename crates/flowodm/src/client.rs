@@ -63,6 +63,11 @@ impl Client {
         &self.inner.registry
     }
 
+    /// Starts building a consumer of `T`.
+    pub fn consumer<T: Model>(&self) -> crate::consumer::ConsumerBuilder<T> {
+        crate::consumer::ConsumerBuilder::new(self.clone())
+    }
+
     /// Starts building a producer of `T`.
     pub fn producer<T: Model>(&self) -> ProducerBuilder<T> {
         ProducerBuilder::new(self.clone())

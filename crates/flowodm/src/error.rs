@@ -97,6 +97,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A consumed message could not be decoded; `raw` keeps its bytes and where it came from, so
+    /// it can go to a dead-letter topic.
+    #[error("message at {}:{}@{}: {source}", raw.topic, raw.partition, raw.offset)]
+    Decode {
+        /// The message as it came from Kafka.
+        raw: Box<crate::consumer::RawMessage>,
+        /// Why it could not be decoded.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The Kafka client reported an error.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
@@ -186,6 +197,7 @@ impl Error {
                 ErrorKind::Deserialization
             }
             Error::Kafka(_) => ErrorKind::Kafka,
+            Error::Decode { source, .. } => source.kind(),
         }
     }
 
@@ -204,6 +216,7 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::RegistryTransport { .. } => true,
+            Error::Decode { source, .. } => source.is_retriable(),
             Error::Registry { status, .. } => *status >= 500 || *status == 429,
             Error::Kafka(e) => e
                 .rdkafka_error_code()

@@ -27,11 +27,13 @@ pub mod avro;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod consumer;
 mod error;
 pub mod model;
 pub mod producer;
 pub mod profiles;
 pub mod registry;
+mod util;
 pub mod wire;
 
 pub use client::Client;

@@ -552,18 +552,7 @@ impl<T: Model> Producer<T> {
         if let Some(id) = self.codec.known_schema_id() {
             return Ok(id);
         }
-        let codec = self.codec.clone();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Error::config("runtime", e.to_string()))?
-                    .block_on(codec.schema_id())
-            })
-            .join()
-            .unwrap_or_else(|_| Err(Error::config("runtime", "the registry thread panicked")))
-        })
+        crate::util::block_on(self.codec.schema_id())
     }
 }
 

@@ -24,6 +24,10 @@
 //! | `Reliable` | `acks=all`, `enable.idempotence=true`, `retries=10`, `retry.backoff.ms=500`, `max.in.flight.requests.per.connection=1` |
 //! | the others | flowodm's production defaults: `acks=all`, `enable.idempotence=true`, `compression.type=lz4`, `linger.ms=5`, librdkafka's retries and backoff |
 //!
+//! A member learns that its group is rebalancing at its next heartbeat, so `LongRunning`'s 60 s
+//! heartbeat can hold a rebalance (a member joining or leaving) for up to a minute; choose a
+//! shorter-heartbeat profile, or override `heartbeat.interval.ms`, where fast rebalances matter.
+//!
 //! The Python library's base producer settings (`retries=3`, idempotence off) are not used: three
 //! retries is fewer than librdkafka's default, and retries without idempotence can reorder or
 //! duplicate messages.

@@ -1,0 +1,826 @@
+//! Consuming typed messages.
+//!
+//! A consumer joins a *consumer group*: the group's members share the topic's partitions, each
+//! partition read by one member at a time, in offset order. What the group has processed is its
+//! *committed offset* per partition: after a restart or a rebalance, reading resumes there. So
+//! when an offset is committed decides the delivery guarantee: after processing, a crash means
+//! the message is read again (at-least-once); before, it may be lost (at-most-once).
+//!
+//! flowodm never lets librdkafka store offsets on its own (`enable.auto.offset.store=false`):
+//!
+//! - With auto commit off (the default of most [profiles](crate::profiles)), nothing is committed
+//!   until you call [`commit`](Consumer::commit) (synchronous: the offset is durable when it
+//!   returns), [`commit_async`](Consumer::commit_async), or [`store`](Consumer::store) a
+//!   record's offset and later [`commit_stored`](Consumer::commit_stored).
+//! - With auto commit on (`RealTime`, `HighThroughput`), a record counts as processed when you
+//!   ask for the next one, as in the Java client; librdkafka commits those offsets every
+//!   `auto.commit.interval.ms`.
+//! - When partitions are taken away in a rebalance, stored offsets are committed first
+//!   ([`on_revoke`](ConsumerBuilder::on_revoke) and [`on_assign`](ConsumerBuilder::on_assign)
+//!   callbacks run too).
+//!
+//! [`consume_one`](Consumer::consume_one) tells apart a record, a tombstone and a timeout; every
+//! failure is an error, never a silent `None`: a message that cannot be decoded is
+//! [`Error::Decode`] with the raw bytes and where they came from, so it can go to a dead-letter
+//! topic.
+//!
+//! [`Consumer`] is async and never blocks the runtime while it waits; [`BlockingConsumer`] is the
+//! same for synchronous code.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::Stream;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::client::Client;
+use crate::codec::{Codec, CodecConfig};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::profiles::Profile;
+
+/// A message as it came from Kafka, before decoding: kept on decode errors.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RawMessage {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The key.
+    pub key: Option<Vec<u8>>,
+    /// The value bytes (`None` for a tombstone).
+    pub payload: Option<Vec<u8>>,
+    /// The headers, in order.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The timestamp (milliseconds since the epoch).
+    pub timestamp: Option<i64>,
+}
+
+impl fmt::Debug for RawMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawMessage")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("key_len", &self.key.as_ref().map(Vec::len))
+            .field("payload_len", &self.payload.as_ref().map(Vec::len))
+            .field("headers", &self.headers.len())
+            .finish()
+    }
+}
+
+impl RawMessage {
+    fn from_message(m: &BorrowedMessage<'_>) -> Self {
+        RawMessage {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers: headers_of(m),
+            timestamp: m.timestamp().to_millis(),
+        }
+    }
+}
+
+fn headers_of(m: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)> {
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A decoded message with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Record<T> {
+    /// The value.
+    pub value: T,
+    /// The key.
+    pub key: Option<Vec<u8>>,
+    /// The headers, in order.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The timestamp (milliseconds since the epoch).
+    pub timestamp: Option<i64>,
+    /// The registry id of the schema the value was written with.
+    pub schema_id: u32,
+}
+
+/// A message with a key and no value: on a compacted topic, the key's deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tombstone {
+    /// The key.
+    pub key: Option<Vec<u8>>,
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The timestamp (milliseconds since the epoch).
+    pub timestamp: Option<i64>,
+}
+
+/// What one poll gave.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Consumed<T> {
+    /// A message, decoded.
+    Record(Record<T>),
+    /// A message without value.
+    Tombstone(Tombstone),
+    /// Nothing arrived before the timeout.
+    Timeout,
+}
+
+impl<T> Consumed<T> {
+    /// The record, if this is one.
+    pub fn record(self) -> Option<Record<T>> {
+        match self {
+            Consumed::Record(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// A topic partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition {
+            topic: e.topic().to_string(),
+            partition: e.partition(),
+        })
+        .collect()
+}
+
+type RebalanceCallback = Arc<dyn Fn(&[TopicPartition]) + Send + Sync>;
+
+/// Rebalance handling: callbacks, and committing stored offsets before partitions go.
+struct Context {
+    on_assign: Option<RebalanceCallback>,
+    on_revoke: Option<RebalanceCallback>,
+    auth_error: Mutex<Option<KafkaError>>,
+}
+
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka consumer error");
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::Authentication)
+        ) {
+            if let Ok(mut slot) = self.auth_error.lock() {
+                *slot = Some(error);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // Offsets of processed records must not be lost with the partitions.
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                if !matches!(
+                    e.rdkafka_error_code(),
+                    Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
+                ) {
+                    tracing::warn!(error = %e, "committing before the revocation failed");
+                }
+            }
+            if let Some(cb) = &self.on_revoke {
+                cb(&partitions_of(tpl));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            if let Some(cb) = &self.on_assign {
+                cb(&partitions_of(tpl));
+            }
+        }
+    }
+}
+
+/// What to subscribe to.
+#[derive(Debug, Clone)]
+enum Subscription {
+    Topics(Vec<String>),
+    Pattern(String),
+    Manual,
+}
+
+/// Builds a [`Consumer`] or [`BlockingConsumer`]; from [`Client::consumer`].
+pub struct ConsumerBuilder<T> {
+    client: Client,
+    group: Option<String>,
+    profile: Profile,
+    properties: Vec<(String, String)>,
+    subscription: Subscription,
+    codec: CodecConfig,
+    on_assign: Option<RebalanceCallback>,
+    on_revoke: Option<RebalanceCallback>,
+    _model: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for ConsumerBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerBuilder")
+            .field("group", &self.group)
+            .field("profile", &self.profile)
+            .field("subscription", &self.subscription)
+            .finish()
+    }
+}
+
+impl<T: Model> ConsumerBuilder<T> {
+    pub(crate) fn new(client: Client) -> Self {
+        ConsumerBuilder {
+            client,
+            group: T::SETTINGS.consumer_group.map(str::to_owned),
+            profile: Profile::default(),
+            properties: Vec::new(),
+            subscription: Subscription::Topics(vec![T::SETTINGS.topic.to_string()]),
+            codec: CodecConfig::default(),
+            on_assign: None,
+            on_revoke: None,
+            _model: std::marker::PhantomData,
+        }
+    }
+
+    /// The consumer group (default: the model's `consumer_group`).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// The tuning profile (default [`Profile::LongRunning`]).
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Sets any librdkafka consumer property (wins over the profile).
+    pub fn set(mut self, property: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((property.into(), value.into()));
+        self
+    }
+
+    /// Subscribes to these topics instead of the model's.
+    pub fn topics<S: Into<String>>(mut self, topics: impl IntoIterator<Item = S>) -> Self {
+        self.subscription = Subscription::Topics(topics.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Subscribes to every topic matching the regular expression (now and as topics appear).
+    pub fn pattern(mut self, regex: impl AsRef<str>) -> Self {
+        let r = regex.as_ref();
+        let r = if r.starts_with('^') {
+            r.to_string()
+        } else {
+            format!("^{r}")
+        };
+        self.subscription = Subscription::Pattern(r);
+        self
+    }
+
+    /// Subscribes to nothing: partitions are chosen with [`Consumer::assign`].
+    pub fn manual_assignment(mut self) -> Self {
+        self.subscription = Subscription::Manual;
+        self
+    }
+
+    /// How the schema is named in the registry.
+    pub fn codec(mut self, config: CodecConfig) -> Self {
+        self.codec = config;
+        self
+    }
+
+    /// Runs after partitions are assigned to this member.
+    pub fn on_assign(mut self, f: impl Fn(&[TopicPartition]) + Send + Sync + 'static) -> Self {
+        self.on_assign = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs before partitions are taken away, after stored offsets are committed.
+    pub fn on_revoke(mut self, f: impl Fn(&[TopicPartition]) + Send + Sync + 'static) -> Self {
+        self.on_revoke = Some(Arc::new(f));
+        self
+    }
+
+    /// The librdkafka configuration the consumer will have (secrets included: do not log it).
+    pub fn client_config(&self) -> Result<rdkafka::ClientConfig> {
+        let mut c = self.client.kafka().client_config();
+        let group = self.group.clone().ok_or_else(|| {
+            Error::config(
+                "group.id",
+                format!(
+                    "no consumer group: set consumer_group on {} or call .group(...)",
+                    std::any::type_name::<T>()
+                ),
+            )
+        })?;
+        c.set("group.id", group);
+        for (k, v) in self.profile.consumer_properties() {
+            c.set(k, v);
+        }
+        c.set("enable.auto.offset.store", "false");
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        Ok(c)
+    }
+
+    fn parts(
+        self,
+    ) -> Result<(
+        rdkafka::ClientConfig,
+        Context,
+        Subscription,
+        Codec<T>,
+        usize,
+        bool,
+    )> {
+        let config = self.client_config()?;
+        let auto_commit = config.get("enable.auto.commit") == Some("true");
+        let codec = Codec::<T>::with_config(self.client.registry().clone(), self.codec)?;
+        let ctx = Context {
+            on_assign: self.on_assign,
+            on_revoke: self.on_revoke,
+            auth_error: Mutex::new(None),
+        };
+        Ok((
+            config,
+            ctx,
+            self.subscription,
+            codec,
+            self.profile.consumer().max_poll_records,
+            auto_commit,
+        ))
+    }
+
+    /// Creates an async consumer and subscribes.
+    pub fn build(self) -> Result<Consumer<T>> {
+        let (config, ctx, sub, codec, batch, auto_commit) = self.parts()?;
+        let inner: StreamConsumer<Context> =
+            config.create_with_context(ctx).map_err(config_error)?;
+        subscribe(&inner, &sub)?;
+        Ok(Consumer {
+            inner,
+            codec,
+            batch,
+            auto_commit,
+            pending_store: Mutex::new(None),
+        })
+    }
+
+    /// Creates a blocking consumer and subscribes.
+    pub fn build_blocking(self) -> Result<BlockingConsumer<T>> {
+        let (config, ctx, sub, codec, batch, auto_commit) = self.parts()?;
+        let inner: BaseConsumer<Context> = config.create_with_context(ctx).map_err(config_error)?;
+        subscribe(&inner, &sub)?;
+        Ok(BlockingConsumer {
+            inner,
+            codec,
+            batch,
+            auto_commit,
+            pending_store: Mutex::new(None),
+        })
+    }
+}
+
+fn config_error(e: KafkaError) -> Error {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, _) => Error::config(key, desc),
+        other => Error::Kafka(other),
+    }
+}
+
+fn subscribe<C: rdkafka::consumer::Consumer<Context>>(c: &C, sub: &Subscription) -> Result<()> {
+    match sub {
+        Subscription::Topics(t) => {
+            let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+            c.subscribe(&refs)?;
+        }
+        Subscription::Pattern(p) => c.subscribe(&[p.as_str()])?,
+        Subscription::Manual => {}
+    }
+    Ok(())
+}
+
+/// The offset to commit for a record: the next one to read.
+fn next_offset(topic: &str, partition: i32, offset: i64) -> Result<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
+    Ok(tpl)
+}
+
+fn tpl_of(partitions: &[TopicPartition]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition(&p.topic, p.partition);
+    }
+    tpl
+}
+
+/// Shared between the async and the blocking consumer.
+macro_rules! offset_methods {
+    () => {
+        /// Commits `record`'s partition up to and including it; durable when this returns.
+        pub fn commit(&self, record: &Record<T>) -> Result<()> {
+            let tpl = next_offset(&record.topic, record.partition, record.offset)?;
+            Ok(self.inner.commit(&tpl, CommitMode::Sync)?)
+        }
+
+        /// Commits like [`commit`](Self::commit) without waiting for the broker's answer.
+        pub fn commit_async(&self, record: &Record<T>) -> Result<()> {
+            let tpl = next_offset(&record.topic, record.partition, record.offset)?;
+            Ok(self.inner.commit(&tpl, CommitMode::Async)?)
+        }
+
+        /// Marks `record` processed; [`commit_stored`](Self::commit_stored), auto commit or a
+        /// rebalance commits it.
+        pub fn store(&self, record: &Record<T>) -> Result<()> {
+            // rd_kafka_offset_store stores the offset after the one given.
+            Ok(self
+                .inner
+                .store_offset(&record.topic, record.partition, record.offset)?)
+        }
+
+        /// Commits every stored offset; durable when this returns.
+        pub fn commit_stored(&self) -> Result<()> {
+            match self.inner.commit_consumer_state(CommitMode::Sync) {
+                Err(e)
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
+                    ) =>
+                {
+                    Ok(())
+                }
+                other => Ok(other?),
+            }
+        }
+
+        /// The group's committed offsets of the assigned partitions (the next offset to read).
+        pub fn committed(&self, timeout: Duration) -> Result<Vec<(TopicPartition, Option<i64>)>> {
+            let tpl = self.inner.committed(timeout)?;
+            Ok(tpl
+                .elements()
+                .iter()
+                .map(|e| {
+                    let offset = match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    };
+                    (
+                        TopicPartition {
+                            topic: e.topic().to_string(),
+                            partition: e.partition(),
+                        },
+                        offset,
+                    )
+                })
+                .collect())
+        }
+
+        /// The partitions assigned to this consumer.
+        pub fn assignment(&self) -> Result<Vec<TopicPartition>> {
+            Ok(partitions_of(&self.inner.assignment()?))
+        }
+
+        /// Reads these partitions from these offsets, without a group subscription.
+        pub fn assign(&self, partitions: &[(TopicPartition, Offset)]) -> Result<()> {
+            let mut tpl = TopicPartitionList::new();
+            for (p, o) in partitions {
+                tpl.add_partition_offset(&p.topic, p.partition, *o)?;
+            }
+            Ok(self.inner.assign(&tpl)?)
+        }
+
+        /// Moves the read position of an assigned partition.
+        pub fn seek(
+            &self,
+            partition: &TopicPartition,
+            offset: Offset,
+            timeout: Duration,
+        ) -> Result<()> {
+            Ok(self
+                .inner
+                .seek(&partition.topic, partition.partition, offset, timeout)?)
+        }
+
+        /// Stops fetching these partitions (the group keeps them; see [`resume`](Self::resume)).
+        pub fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
+            Ok(self.inner.pause(&tpl_of(partitions))?)
+        }
+
+        /// Fetches paused partitions again.
+        pub fn resume(&self, partitions: &[TopicPartition]) -> Result<()> {
+            Ok(self.inner.resume(&tpl_of(partitions))?)
+        }
+
+        /// The codec (schema, subject, resolution cache).
+        pub fn codec(&self) -> &Codec<T> {
+            &self.codec
+        }
+
+        /// How many records a batch holds at most (the profile's `max_poll_records`).
+        pub fn batch_size(&self) -> usize {
+            self.batch
+        }
+
+        /// With auto commit, a record counts as processed when the next is asked for.
+        fn store_previous(&self) -> Result<()> {
+            if !self.auto_commit {
+                return Ok(());
+            }
+            let prev = self
+                .pending_store
+                .lock()
+                .map(|mut p| p.take())
+                .unwrap_or(None);
+            if let Some((topic, partition, offset)) = prev {
+                // Stores the offset after `offset`: the next one to read.
+                self.inner.store_offset(&topic, partition, offset)?;
+            }
+            Ok(())
+        }
+
+        fn remember(&self, m: &BorrowedMessage<'_>) {
+            if self.auto_commit {
+                if let Ok(mut p) = self.pending_store.lock() {
+                    *p = Some((m.topic().to_string(), m.partition(), m.offset()));
+                }
+            }
+        }
+
+        fn auth_failure(&self) -> Option<Error> {
+            self.inner
+                .context()
+                .auth_error
+                .lock()
+                .ok()
+                .and_then(|mut e| e.take())
+                .map(Error::Kafka)
+        }
+    };
+}
+
+/// Decodes a polled message, with the writer schema already prepared.
+fn finish<T: Model>(codec: &Codec<T>, m: &BorrowedMessage<'_>) -> Result<Consumed<T>> {
+    let Some(payload) = m.payload() else {
+        return Ok(Consumed::Tombstone(Tombstone {
+            key: m.key().map(<[u8]>::to_vec),
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis(),
+        }));
+    };
+    let decoded = crate::wire::parse(payload)
+        .and_then(|f| codec.decode_prepared(payload).map(|v| (v, f.schema_id)));
+    match decoded {
+        Ok((value, schema_id)) => Ok(Consumed::Record(Record {
+            value,
+            key: m.key().map(<[u8]>::to_vec),
+            headers: headers_of(m),
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis(),
+            schema_id,
+        })),
+        Err(source) => Err(Error::Decode {
+            raw: Box::new(RawMessage::from_message(m)),
+            source: Box::new(source),
+        }),
+    }
+}
+
+/// The writer schema id of a message, if its value is framed.
+fn schema_id_of(m: &BorrowedMessage<'_>) -> Option<u32> {
+    m.payload()
+        .and_then(|p| crate::wire::parse(p).ok())
+        .map(|f| f.schema_id)
+}
+
+/// Consumes values of the model `T` asynchronously; waiting never blocks the runtime.
+///
+/// ```no_run
+/// # async fn demo() -> flowodm::Result<()> {
+/// use std::time::Duration;
+/// use flowodm::consumer::Consumed;
+///
+/// #[derive(flowodm::Model, Debug)]
+/// #[flowodm(topic = "orders", consumer_group = "billing")]
+/// struct Order { order_id: String }
+///
+/// let consumer = flowodm::Client::from_env()?.consumer::<Order>().build()?;
+/// loop {
+///     match consumer.consume_one(Duration::from_secs(1)).await? {
+///         Consumed::Record(record) => {
+///             println!("{} at {}:{}", record.value.order_id, record.partition, record.offset);
+///             consumer.commit(&record)?; // processed: commit
+///         }
+///         Consumed::Tombstone(_) | Consumed::Timeout => {}
+///         _ => {}
+///     }
+/// }
+/// # }
+/// ```
+pub struct Consumer<T> {
+    inner: StreamConsumer<Context>,
+    codec: Codec<T>,
+    batch: usize,
+    auto_commit: bool,
+    pending_store: Mutex<Option<(String, i32, i64)>>,
+}
+
+impl<T> fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("model", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<T: Model> Consumer<T> {
+    offset_methods!();
+
+    /// Waits up to `timeout` for the next message.
+    pub async fn consume_one(&self, timeout: Duration) -> Result<Consumed<T>> {
+        self.store_previous()?;
+        if let Some(e) = self.auth_failure() {
+            return Err(e);
+        }
+        let m = match tokio::time::timeout(timeout, self.inner.recv()).await {
+            Err(_) => {
+                return match self.auth_failure() {
+                    Some(e) => Err(e),
+                    None => Ok(Consumed::Timeout),
+                }
+            }
+            Ok(m) => m?,
+        };
+        if let Some(id) = schema_id_of(&m) {
+            if let Err(e) = self.codec.prepare(id).await {
+                self.remember(&m);
+                return Err(Error::Decode {
+                    raw: Box::new(RawMessage::from_message(&m)),
+                    source: Box::new(e),
+                });
+            }
+        }
+        self.remember(&m);
+        finish(&self.codec, &m)
+    }
+
+    /// Up to `max` messages (default: the profile's batch size), waiting at most `timeout` in all;
+    /// returns early when a poll finds nothing for a while.
+    pub async fn consume_batch(
+        &self,
+        max: Option<usize>,
+        timeout: Duration,
+    ) -> Result<Vec<Consumed<T>>> {
+        let max = max.unwrap_or(self.batch);
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::with_capacity(max.min(1024));
+        while out.len() < max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.consume_one(left).await? {
+                Consumed::Timeout => break,
+                c => out.push(c),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The messages as a `Stream`, without timeouts: each item is a record, a tombstone or an
+    /// error.
+    pub fn stream(&self) -> impl Stream<Item = Result<Consumed<T>>> + '_ {
+        futures_util::stream::unfold(self, |c| async move {
+            loop {
+                match c.consume_one(Duration::from_secs(3600)).await {
+                    Ok(Consumed::Timeout) => continue,
+                    other => return Some((other, c)),
+                }
+            }
+        })
+    }
+}
+
+/// [`Consumer`] for synchronous code: waits on the calling thread.
+pub struct BlockingConsumer<T> {
+    inner: BaseConsumer<Context>,
+    codec: Codec<T>,
+    batch: usize,
+    auto_commit: bool,
+    pending_store: Mutex<Option<(String, i32, i64)>>,
+}
+
+impl<T> fmt::Debug for BlockingConsumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingConsumer")
+            .field("model", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<T: Model> BlockingConsumer<T> {
+    offset_methods!();
+
+    /// Waits up to `timeout` for the next message.
+    pub fn consume_one(&self, timeout: Duration) -> Result<Consumed<T>> {
+        self.store_previous()?;
+        if let Some(e) = self.auth_failure() {
+            return Err(e);
+        }
+        // poll also returns nothing after serving another event (a rebalance): poll again
+        // until the time is up.
+        let deadline = Instant::now() + timeout;
+        let m = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.inner.poll(left) {
+                Some(m) => break m?,
+                None if !left.is_zero() => continue,
+                None => {
+                    return match self.auth_failure() {
+                        Some(e) => Err(e),
+                        None => Ok(Consumed::Timeout),
+                    }
+                }
+            }
+        };
+        if let Some(id) = schema_id_of(&m) {
+            if let Err(e) = crate::util::block_on(self.codec.prepare(id)) {
+                self.remember(&m);
+                return Err(Error::Decode {
+                    raw: Box::new(RawMessage::from_message(&m)),
+                    source: Box::new(e),
+                });
+            }
+        }
+        self.remember(&m);
+        finish(&self.codec, &m)
+    }
+
+    /// Up to `max` messages (default: the profile's batch size) within `timeout`.
+    pub fn consume_batch(&self, max: Option<usize>, timeout: Duration) -> Result<Vec<Consumed<T>>> {
+        let max = max.unwrap_or(self.batch);
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.consume_one(left)? {
+                Consumed::Timeout => break,
+                c => out.push(c),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The messages as an iterator that waits up to `timeout` for each; it ends at the first
+    /// timeout.
+    pub fn iter(&self, timeout: Duration) -> impl Iterator<Item = Result<Consumed<T>>> + '_ {
+        std::iter::from_fn(move || match self.consume_one(timeout) {
+            Ok(Consumed::Timeout) => None,
+            other => Some(other),
+        })
+    }
+}

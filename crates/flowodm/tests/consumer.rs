@@ -1,0 +1,430 @@
+//! The typed consumers against the stack: what one poll tells apart, poison messages, commits
+//! and restarts, auto commit, assignment and seeking, patterns, rebalance callbacks, and an async
+//! wait that never blocks the runtime.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flowodm::consumer::{Consumed, TopicPartition};
+use flowodm::producer::OutRecord;
+use flowodm::profiles::Profile;
+use flowodm::registry::SchemaRegistryClient;
+use flowodm::{Client, Error, KafkaConfig, Model};
+use flowodm_test::{bootstrap_servers, new_topic, plaintext_config, registry_url, unique_name};
+use futures_util::StreamExt;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Offset;
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[flowodm(
+    topic = "consumer-tests",
+    key = "id",
+    namespace = "dev.flowodm.consumer"
+)]
+struct Event {
+    id: String,
+    seq: i64,
+}
+
+fn client() -> Client {
+    Client::new(
+        KafkaConfig::new(bootstrap_servers()),
+        SchemaRegistryClient::new(&registry_url()).unwrap(),
+    )
+}
+
+fn event(seq: i64) -> Event {
+    Event {
+        id: format!("k{}", seq % 3),
+        seq,
+    }
+}
+
+async fn produce(topic: &str, range: std::ops::Range<i64>) {
+    let producer = client().producer::<Event>().topic(topic).build().unwrap();
+    let values: Vec<Event> = range.map(event).collect();
+    for r in producer.send_many(&values).await {
+        r.unwrap();
+    }
+}
+
+async fn raw(topic: &str, payload: &[u8]) {
+    let p: FutureProducer = plaintext_config().create().unwrap();
+    p.send(
+        FutureRecord::<[u8], [u8]>::to(topic).payload(payload),
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .unwrap();
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn one_poll_tells_record_tombstone_and_timeout_apart() {
+    let topic = new_topic("consumer-kinds", 1).await;
+    let producer = client().producer::<Event>().topic(&topic).build().unwrap();
+    let value = event(1);
+    producer
+        .send_record(
+            OutRecord::new(&value)
+                .header("trace", "t-1")
+                .timestamp(1_700_000_000_000),
+        )
+        .await
+        .unwrap();
+    producer
+        .send_record(OutRecord::<Event>::tombstone("k1"))
+        .await
+        .unwrap();
+
+    let consumer = client()
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(unique_name("g"))
+        .build()
+        .unwrap();
+    let Consumed::Record(r) = consumer.consume_one(WAIT).await.unwrap() else {
+        panic!("expected a record")
+    };
+    assert_eq!(r.value, value);
+    assert_eq!(r.key.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(r.headers, [("trace".to_string(), Some(b"t-1".to_vec()))]);
+    assert_eq!(
+        (r.topic.as_str(), r.partition, r.offset),
+        (topic.as_str(), 0, 0)
+    );
+    assert_eq!(r.timestamp, Some(1_700_000_000_000));
+    assert_eq!(r.schema_id, consumer.codec().schema_id().await.unwrap());
+    let Consumed::Tombstone(t) = consumer.consume_one(WAIT).await.unwrap() else {
+        panic!("expected a tombstone")
+    };
+    assert_eq!((t.key.as_deref(), t.offset), (Some(&b"k1"[..]), 1));
+    assert_eq!(
+        consumer
+            .consume_one(Duration::from_millis(500))
+            .await
+            .unwrap(),
+        Consumed::Timeout
+    );
+}
+
+#[tokio::test]
+async fn poison_messages_are_errors_with_their_bytes_and_the_next_one_still_comes() {
+    let topic = new_topic("consumer-poison", 1).await;
+    raw(&topic, b"not framed at all").await;
+    raw(&topic, &[0, 0x7f, 0, 0, 1, 2, 3]).await; // an id the registry never gave
+    produce(&topic, 0..1).await;
+    let consumer = client()
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(unique_name("g"))
+        .build()
+        .unwrap();
+
+    let err = consumer.consume_one(WAIT).await.unwrap_err();
+    let Error::Decode { raw, source } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(raw.payload.as_deref(), Some(&b"not framed at all"[..]));
+    assert_eq!((raw.partition, raw.offset), (0, 0));
+    assert!(matches!(**source, Error::Framing { .. }), "{source:?}");
+    assert!(!err.is_retriable());
+
+    let err = consumer.consume_one(WAIT).await.unwrap_err();
+    let Error::Decode { raw, source } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(raw.offset, 1);
+    assert!(
+        matches!(**source, Error::UnknownSchema { id: 0x7f00_0001 }),
+        "{source:?}"
+    );
+
+    let ok = consumer.consume_one(WAIT).await.unwrap().record().unwrap();
+    assert_eq!((ok.offset, ok.value.seq), (2, 0));
+}
+
+#[tokio::test]
+async fn a_restarted_consumer_resumes_at_the_committed_offset() {
+    let topic = new_topic("consumer-restart", 1).await;
+    produce(&topic, 0..10).await;
+    let group = unique_name("g");
+    {
+        let consumer = client()
+            .consumer::<Event>()
+            .topics([&topic])
+            .group(&group)
+            .build()
+            .unwrap();
+        for expected in 0..4 {
+            let r = consumer.consume_one(WAIT).await.unwrap().record().unwrap();
+            assert_eq!(r.value.seq, expected);
+            if expected == 2 {
+                consumer.commit(&r).unwrap(); // 0..=2 processed; 3 read but not committed
+            }
+        }
+    }
+    let consumer = client()
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(&group)
+        .build()
+        .unwrap();
+    let r = consumer.consume_one(WAIT).await.unwrap().record().unwrap();
+    assert_eq!(
+        r.value.seq, 3,
+        "resumes after the last commit, re-reading what was not committed"
+    );
+    consumer.store(&r).unwrap();
+    consumer.commit_stored().unwrap();
+    let committed = consumer.committed(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        committed,
+        [(
+            TopicPartition {
+                topic: topic.clone(),
+                partition: 0
+            },
+            Some(4)
+        )]
+    );
+}
+
+#[tokio::test]
+async fn with_auto_commit_a_record_counts_as_processed_when_the_next_is_asked_for() {
+    let topic = new_topic("consumer-auto", 1).await;
+    produce(&topic, 0..5).await;
+    let group = unique_name("g");
+    {
+        let consumer = client()
+            .consumer::<Event>()
+            .topics([&topic])
+            .group(&group)
+            .profile(Profile::HighThroughput)
+            .set("auto.offset.reset", "earliest")
+            .set("auto.commit.interval.ms", "100")
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            consumer.consume_one(WAIT).await.unwrap().record().unwrap();
+        }
+        // Asking again marks seq 2 processed; then let the auto commit run.
+        let _ = consumer
+            .consume_one(Duration::from_millis(10))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        consumer.commit_stored().unwrap();
+    }
+    let consumer = client()
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(&group)
+        .build()
+        .unwrap();
+    let r = consumer.consume_one(WAIT).await.unwrap().record().unwrap();
+    assert!(
+        r.value.seq >= 3,
+        "records already handed out and followed by another poll are committed: {}",
+        r.value.seq
+    );
+}
+
+#[tokio::test]
+async fn waiting_never_blocks_the_runtime() {
+    let topic = new_topic("consumer-idle", 1).await;
+    let consumer = client()
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(unique_name("g"))
+        .build()
+        .unwrap();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let t = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            interval.tick().await;
+            t.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    // On a current-thread runtime a blocking wait would starve the ticker completely.
+    assert_eq!(
+        consumer.consume_one(Duration::from_secs(3)).await.unwrap(),
+        Consumed::Timeout
+    );
+    ticker.abort();
+    let n = ticks.load(Ordering::Relaxed);
+    assert!(n >= 25, "the ticker ticked {n} times in 3 s");
+}
+
+#[tokio::test]
+async fn assign_seek_pause_and_resume() {
+    let topic = new_topic("consumer-assign", 2).await;
+    let producer = client().producer::<Event>().topic(&topic).build().unwrap();
+    for seq in 0..6 {
+        let e = event(seq);
+        producer
+            .send_record(OutRecord::new(&e).partition(0))
+            .await
+            .unwrap();
+    }
+    let consumer = client()
+        .consumer::<Event>()
+        .group(unique_name("g"))
+        .manual_assignment()
+        .build()
+        .unwrap();
+    let p0 = TopicPartition {
+        topic: topic.clone(),
+        partition: 0,
+    };
+    consumer.assign(&[(p0.clone(), Offset::Offset(1))]).unwrap();
+    let r = consumer.consume_one(WAIT).await.unwrap().record().unwrap();
+    assert_eq!((r.partition, r.offset), (0, 1));
+    consumer
+        .seek(&p0, Offset::Beginning, Duration::from_secs(10))
+        .unwrap();
+    let r = consumer.consume_one(WAIT).await.unwrap().record().unwrap();
+    assert_eq!(r.offset, 0);
+
+    consumer.pause(std::slice::from_ref(&p0)).unwrap();
+    assert_eq!(
+        consumer.consume_one(Duration::from_secs(1)).await.unwrap(),
+        Consumed::Timeout
+    );
+    consumer.resume(std::slice::from_ref(&p0)).unwrap();
+    let r = consumer.consume_one(WAIT).await.unwrap().record().unwrap();
+    assert_eq!(r.offset, 1);
+    assert_eq!(consumer.assignment().unwrap(), [p0]);
+}
+
+#[tokio::test]
+async fn pattern_subscriptions_and_streams() {
+    let prefix = unique_name("consumer-pattern");
+    let a = format!("{prefix}-a");
+    let b = format!("{prefix}-b");
+    flowodm_test::create_topic(&a, 1).await;
+    flowodm_test::create_topic(&b, 1).await;
+    produce(&a, 0..3).await;
+    produce(&b, 3..6).await;
+    let consumer = client()
+        .consumer::<Event>()
+        .pattern(format!("{prefix}-.*"))
+        .group(unique_name("g"))
+        .build()
+        .unwrap();
+    let got: Vec<i64> = consumer
+        .stream()
+        .take(6)
+        .map(|c| c.unwrap().record().unwrap().value.seq)
+        .collect()
+        .await;
+    assert_eq!(
+        got.iter().copied().collect::<BTreeSet<_>>(),
+        (0..6).collect()
+    );
+}
+
+#[tokio::test]
+async fn two_members_split_the_partitions_and_callbacks_report_it() {
+    let topic = new_topic("consumer-group", 4).await;
+    produce(&topic, 0..40).await;
+    let group = unique_name("g");
+    let assigned: Arc<Mutex<Vec<(usize, Vec<TopicPartition>)>>> = Arc::default();
+    let revoked = Arc::new(AtomicUsize::new(0));
+    let member = |n: usize| {
+        let assigned = assigned.clone();
+        let revoked = revoked.clone();
+        // A member learns of a rebalance at its next heartbeat: keep them short here (the
+        // default LongRunning profile heartbeats every 60 s).
+        client()
+            .consumer::<Event>()
+            .topics([&topic])
+            .group(&group)
+            .set("heartbeat.interval.ms", "500")
+            .set("session.timeout.ms", "10000")
+            .on_assign(move |p| assigned.lock().unwrap().push((n, p.to_vec())))
+            .on_revoke(move |_| {
+                revoked.fetch_add(1, Ordering::Relaxed);
+            })
+            .build()
+            .unwrap()
+    };
+    let first = member(1);
+    let r = first.consume_one(WAIT).await.unwrap().record().unwrap();
+    first.commit(&r).unwrap();
+    assert_eq!(
+        first.assignment().unwrap().len(),
+        4,
+        "alone, it has every partition"
+    );
+
+    let second = member(2);
+    // Both poll until the group settles with each member holding two partitions.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let _ = first.consume_one(Duration::from_millis(200)).await;
+        let _ = second.consume_one(Duration::from_millis(200)).await;
+        let (a, b) = (first.assignment().unwrap(), second.assignment().unwrap());
+        if a.len() == 2 && b.len() == 2 {
+            let all: BTreeSet<_> = a.iter().chain(&b).cloned().collect();
+            assert_eq!(all.len(), 4, "disjoint and complete");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rebalance: {a:?} {b:?}"
+        );
+    }
+    assert!(
+        revoked.load(Ordering::Relaxed) >= 1,
+        "the first member gave partitions up"
+    );
+    assert!(assigned.lock().unwrap().iter().any(|(n, _)| *n == 2));
+}
+
+#[test]
+fn the_blocking_consumer_iterates_and_batches() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let topic = rt.block_on(new_topic("consumer-blocking", 1));
+    rt.block_on(produce(&topic, 0..7));
+    let consumer = client()
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(unique_name("g"))
+        .build_blocking()
+        .unwrap();
+    let first: Vec<i64> = consumer
+        .iter(WAIT)
+        .take(3)
+        .map(|c| c.unwrap().record().unwrap().value.seq)
+        .collect();
+    assert_eq!(first, [0, 1, 2]);
+    let batch = consumer
+        .consume_batch(Some(10), Duration::from_secs(5))
+        .unwrap();
+    let rest: Vec<i64> = batch
+        .into_iter()
+        .map(|c| c.record().unwrap().value.seq)
+        .collect();
+    assert_eq!(rest, [3, 4, 5, 6]);
+}
+
+#[test]
+fn a_group_is_required() {
+    #[derive(Model)]
+    #[flowodm(topic = "no-group")]
+    struct NoGroup {
+        v: i32,
+    }
+    let err = client().consumer::<NoGroup>().build().unwrap_err();
+    assert!(
+        matches!(&err, Error::Configuration { key, .. } if key == "group.id"),
+        "{err:?}"
+    );
+}
