@@ -330,12 +330,15 @@ async fn pattern_subscriptions_and_streams() {
     );
 }
 
+/// Which member got which partitions, in order.
+type Assignments = Vec<(usize, Vec<TopicPartition>)>;
+
 #[tokio::test]
 async fn two_members_split_the_partitions_and_callbacks_report_it() {
     let topic = new_topic("consumer-group", 4).await;
     produce(&topic, 0..40).await;
     let group = unique_name("g");
-    let assigned: Arc<Mutex<Vec<(usize, Vec<TopicPartition>)>>> = Arc::default();
+    let assigned: Arc<Mutex<Assignments>> = Arc::default();
     let revoked = Arc::new(AtomicUsize::new(0));
     let member = |n: usize| {
         let assigned = assigned.clone();
