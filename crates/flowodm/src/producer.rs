@@ -25,6 +25,10 @@
 //! [`murmur2_partitioner`](ProducerBuilder::murmur2_partitioner), keys land on the partitions the
 //! Java client would choose (librdkafka's default hash is CRC32).
 //!
+//! Wrong credentials fail fast: once librdkafka reports an authentication failure, pending and
+//! later sends end with that error instead of waiting for `message.timeout.ms` (5 minutes by
+//! default).
+//!
 //! When librdkafka's local queue is full (`queue.buffering.max.messages`), `send` and
 //! `send_blocking` wait for room; `send_with_callback` returns the retriable `QueueFull` error.
 
@@ -161,12 +165,24 @@ enum Pending {
 
 type DeliveryCallback = Box<dyn FnOnce(Result<Delivery>) + Send>;
 
-/// librdkafka's delivery reports, routed to whoever waits for them.
-struct Context;
+/// librdkafka's delivery reports, routed to whoever waits for them; and the authentication
+/// failure, if any, so that sends fail fast instead of waiting for `message.timeout.ms`.
+#[derive(Default)]
+struct Context {
+    auth_error: Mutex<Option<KafkaError>>,
+}
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka producer error");
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Authentication)
+        ) {
+            if let Ok(mut slot) = self.auth_error.lock() {
+                *slot = Some(error);
+            }
+        }
     }
 }
 
@@ -286,7 +302,7 @@ impl<T: Model> ProducerBuilder<T> {
     pub fn build(self) -> Result<Producer<T>> {
         let inner: ThreadedProducer<Context> = self
             .client_config()
-            .create_with_context(Context)
+            .create_with_context(Context::default())
             .map_err(|e| match e {
                 KafkaError::ClientConfig(_, ref desc, ref key, _) => {
                     Error::config(key.clone(), desc.clone())
@@ -429,6 +445,19 @@ impl<T: Model> Producer<T> {
         }
     }
 
+    /// The authentication failure librdkafka reported, if any. Messages still queued are purged
+    /// (their senders get an error at once): with wrong credentials nothing will be delivered.
+    fn auth_failure(&self) -> Option<Error> {
+        let err = self.inner.context().auth_error.lock().ok()?.clone()?;
+        self.inner.purge(
+            rdkafka::producer::PurgeConfig::default()
+                .queue()
+                .inflight()
+                .non_blocking(),
+        );
+        Some(Error::Kafka(err))
+    }
+
     /// Sends `value` and resolves when the broker acknowledges it.
     pub async fn send(&self, value: &T) -> Result<Delivery> {
         self.send_record(OutRecord::new(value)).await
@@ -438,13 +467,33 @@ impl<T: Model> Producer<T> {
     /// when the broker acknowledges it.
     pub async fn send_record(&self, record: OutRecord<'_, T>) -> Result<Delivery> {
         let rx = self.enqueue_async(record).await?;
-        rx.await.unwrap_or_else(|_| Err(producer_closed()))
+        self.wait(rx).await
+    }
+
+    /// Waits for a delivery report, failing early when authentication failed.
+    async fn wait(
+        &self,
+        mut rx: tokio::sync::oneshot::Receiver<Result<Delivery>>,
+    ) -> Result<Delivery> {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), &mut rx).await {
+                Ok(result) => return result.unwrap_or_else(|_| Err(producer_closed())),
+                Err(_) => {
+                    if let Some(e) = self.auth_failure() {
+                        return Err(e);
+                    }
+                }
+            }
+        }
     }
 
     async fn enqueue_async(
         &self,
         record: OutRecord<'_, T>,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<Delivery>>> {
+        if let Some(e) = self.auth_failure() {
+            return Err(e);
+        }
         let id = self.codec.schema_id().await?;
         let prepared = self.prepare(id, record)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -474,7 +523,7 @@ impl<T: Model> Producer<T> {
         let mut out = Vec::with_capacity(waiting.len());
         for w in waiting {
             out.push(match w {
-                Ok(rx) => rx.await.unwrap_or_else(|_| Err(producer_closed())),
+                Ok(rx) => self.wait(rx).await,
                 Err(e) => Err(e),
             });
         }
@@ -496,6 +545,9 @@ impl<T: Model> Producer<T> {
         timeout: Duration,
     ) -> Result<Delivery> {
         let deadline = Instant::now() + timeout;
+        if let Some(e) = self.auth_failure() {
+            return Err(e);
+        }
         let id = self.schema_id_blocking()?;
         let prepared = self.prepare(id, record)?;
         let (tx, rx) = mpsc::sync_channel(1);
@@ -530,6 +582,9 @@ impl<T: Model> Producer<T> {
         value: &T,
         callback: impl FnOnce(Result<Delivery>) + Send + 'static,
     ) -> Result<()> {
+        if let Some(e) = self.auth_failure() {
+            return Err(e);
+        }
         let id = self.schema_id_blocking()?;
         let prepared = self.prepare(id, OutRecord::new(value))?;
         let pending = Box::new(Pending::Callback(Mutex::new(Some(Box::new(callback)))));
@@ -538,7 +593,18 @@ impl<T: Model> Producer<T> {
 
     /// Waits up to `timeout` until every queued message is delivered (or failed).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        self.inner.flush(timeout).map_err(Error::Kafka)
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.auth_failure() {
+                return Err(e);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.inner.flush(left.min(Duration::from_millis(500))) {
+                Ok(()) => return Ok(()),
+                Err(_) if !left.is_zero() && self.inner.in_flight_count() > 0 => continue,
+                Err(e) => return Err(Error::Kafka(e)),
+            }
+        }
     }
 
     /// How many messages are queued or in flight.
