@@ -677,6 +677,11 @@ impl<T> fmt::Debug for Consumer<T> {
 impl<T: Model> Consumer<T> {
     offset_methods!();
 
+    /// The group's metadata, for committing offsets in a producer's transaction.
+    pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+        self.inner.group_metadata()
+    }
+
     /// Waits up to `timeout` for the next message.
     pub async fn consume_one(&self, timeout: Duration) -> Result<Consumed<T>> {
         self.store_previous()?;

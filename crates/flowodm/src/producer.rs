@@ -264,6 +264,13 @@ impl<T: Model> ProducerBuilder<T> {
         self.set("partitioner", "murmur2_random")
     }
 
+    /// Makes the producer transactional with this `transactional.id` (stable across restarts of
+    /// the same logical producer, unique among running ones); see
+    /// [`Producer::init_transactions`].
+    pub fn transactional(self, transactional_id: impl Into<String>) -> Self {
+        self.set("transactional.id", transactional_id)
+    }
+
     /// Sends to this topic instead of the model's.
     pub fn topic(mut self, topic: impl Into<String>) -> Self {
         self.topic = Some(topic.into());
@@ -619,6 +626,74 @@ impl<T: Model> Producer<T> {
             return Ok(id);
         }
         crate::util::block_on(self.codec.schema_id())
+    }
+}
+
+/// Transactions: messages sent between [`begin_transaction`](Producer::begin_transaction) and
+/// [`commit_transaction`](Producer::commit_transaction) become visible to `read_committed`
+/// consumers all at once, or never (after [`abort_transaction`](Producer::abort_transaction)).
+/// With [`send_consumer_offsets`](Producer::send_consumer_offsets), the consumed input's
+/// offsets commit in the same transaction: consume-transform-produce, exactly once.
+///
+/// The calls wait for the broker (up to their timeout) on a blocking thread, never on the
+/// async runtime's.
+impl<T: Model> Producer<T> {
+    async fn txn<F>(&self, f: F) -> Result<()>
+    where
+        F: FnOnce(&ThreadedProducer<Context>) -> rdkafka::error::KafkaResult<()> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| Error::config("runtime", e.to_string()))?
+            .map_err(Error::Kafka)
+    }
+
+    /// Registers the `transactional.id` with the cluster, fencing off older producers with the
+    /// same id; once, before the first transaction.
+    pub async fn init_transactions(&self, timeout: Duration) -> Result<()> {
+        self.codec.schema_id().await?;
+        self.txn(move |p| p.init_transactions(timeout)).await
+    }
+
+    /// Starts a transaction.
+    pub async fn begin_transaction(&self) -> Result<()> {
+        self.txn(|p| p.begin_transaction()).await
+    }
+
+    /// Adds the consumer's progress (the offsets after `processed`, per partition) to the
+    /// transaction: they are committed for the consumer's group if and only if the transaction
+    /// commits.
+    pub async fn send_consumer_offsets<U: Model>(
+        &self,
+        consumer: &crate::consumer::Consumer<U>,
+        processed: &[&crate::consumer::Record<U>],
+        timeout: Duration,
+    ) -> Result<()> {
+        let mut next: std::collections::BTreeMap<(String, i32), i64> = Default::default();
+        for r in processed {
+            let e = next.entry((r.topic.clone(), r.partition)).or_insert(0);
+            *e = (*e).max(r.offset + 1);
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            tpl.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(offset))?;
+        }
+        let metadata = consumer
+            .group_metadata()
+            .ok_or_else(|| Error::config("group.id", "the consumer is not part of a group"))?;
+        self.txn(move |p| p.send_offsets_to_transaction(&tpl, &metadata, timeout))
+            .await
+    }
+
+    /// Commits the transaction: its messages and offsets become visible together.
+    pub async fn commit_transaction(&self, timeout: Duration) -> Result<()> {
+        self.txn(move |p| p.commit_transaction(timeout)).await
+    }
+
+    /// Aborts the transaction: `read_committed` consumers never see its messages.
+    pub async fn abort_transaction(&self, timeout: Duration) -> Result<()> {
+        self.txn(move |p| p.abort_transaction(timeout)).await
     }
 }
 
