@@ -63,6 +63,11 @@ impl Client {
         &self.inner.registry
     }
 
+    /// A cluster administration handle (topics, groups, lag).
+    pub fn admin(&self) -> Result<crate::admin::Admin> {
+        crate::admin::Admin::new(self.inner.kafka.clone())
+    }
+
     /// Starts building a consumer of `T`.
     pub fn consumer<T: Model>(&self) -> crate::consumer::ConsumerBuilder<T> {
         crate::consumer::ConsumerBuilder::new(self.clone())

@@ -23,6 +23,7 @@
 // Lets the derives' `::flowodm::...` paths resolve inside this crate's own tests.
 extern crate self as flowodm;
 
+pub mod admin;
 pub mod avro;
 pub mod client;
 pub mod codec;
