@@ -53,6 +53,21 @@ impl Client {
         ))
     }
 
+    /// A client from layered settings: flowodm's defaults < `file` (TOML or YAML) < the
+    /// environment; see [`Settings`](crate::config::Settings).
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self> {
+        let settings = crate::config::Settings::load(file)?;
+        let registry = settings
+            .registry
+            .ok_or_else(|| crate::Error::Configuration {
+                key: "SCHEMA_REGISTRY_URL".into(),
+                message:
+                    "no schema registry: set SCHEMA_REGISTRY_URL or [registry] url in the file"
+                        .into(),
+            })?;
+        Ok(Client::new(settings.kafka, registry))
+    }
+
     /// The Kafka settings.
     pub fn kafka(&self) -> &KafkaConfig {
         &self.inner.kafka

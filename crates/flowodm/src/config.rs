@@ -20,6 +20,15 @@
 //! | `KAFKA_SSL_KEY_LOCATION` | `ssl.key.location` | unset |
 //! | `KAFKA_SSL_KEY_PASSWORD` | `ssl.key.password` | unset |
 //! | `KAFKA_CLIENT_ID` | `client.id` | `flowodm` |
+//! | `KAFKA_SASL_OAUTHBEARER_METHOD` | `sasl.oauthbearer.method` (`oidc` or `default`) | unset |
+//! | `KAFKA_SASL_OAUTHBEARER_CLIENT_ID`, `…_CLIENT_SECRET`, `…_TOKEN_ENDPOINT_URL`, `…_SCOPE`, `…_EXTENSIONS`, `…_CONFIG` | `sasl.oauthbearer.client.id`, … | unset |
+//! | `FLOWODM_KAFKA__<PROPERTY>` | any property: `FLOWODM_KAFKA__LINGER_MS` → `linger.ms` | |
+//!
+//! # Layers
+//!
+//! [`Settings::load`] builds the configuration from layers, each overriding the one before:
+//! flowodm's defaults, a configuration file (TOML or YAML, see [`Settings`]), the environment,
+//! and finally what the code sets ([`KafkaConfig::set`] and the builders).
 //!
 //! # Secrets
 //!
@@ -150,6 +159,32 @@ pub struct Tls {
     pub key_password: Option<Secret>,
 }
 
+/// The prefix of environment variables that set any librdkafka property.
+pub const PASSTHROUGH_PREFIX: &str = "FLOWODM_KAFKA__";
+
+/// OAUTHBEARER environment variables and the librdkafka properties they set.
+const OAUTHBEARER_VARS: &[(&str, &str)] = &[
+    ("KAFKA_SASL_OAUTHBEARER_METHOD", "sasl.oauthbearer.method"),
+    (
+        "KAFKA_SASL_OAUTHBEARER_CLIENT_ID",
+        "sasl.oauthbearer.client.id",
+    ),
+    (
+        "KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET",
+        "sasl.oauthbearer.client.secret",
+    ),
+    (
+        "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+        "sasl.oauthbearer.token.endpoint.url",
+    ),
+    ("KAFKA_SASL_OAUTHBEARER_SCOPE", "sasl.oauthbearer.scope"),
+    (
+        "KAFKA_SASL_OAUTHBEARER_EXTENSIONS",
+        "sasl.oauthbearer.extensions",
+    ),
+    ("KAFKA_SASL_OAUTHBEARER_CONFIG", "sasl.oauthbearer.config"),
+];
+
 /// librdkafka properties whose values are secrets; `Debug` prints them as `***`.
 const SENSITIVE_PROPERTIES: &[&str] = &[
     "sasl.password",
@@ -268,7 +303,32 @@ impl KafkaConfig {
         if let Some(client_id) = get("KAFKA_CLIENT_ID") {
             config.client_id = client_id;
         }
+        for (var, property) in OAUTHBEARER_VARS {
+            if let Some(v) = get(var) {
+                config.extra.insert(property.to_string(), v);
+            }
+        }
         Ok(config)
+    }
+
+    /// Adds every librdkafka property named by an environment variable with the prefix
+    /// `FLOWODM_KAFKA__`: `FLOWODM_KAFKA__LINGER_MS=20` sets `linger.ms=20` (lower case, `_` → `.`).
+    ///
+    /// ```
+    /// let vars = [("FLOWODM_KAFKA__LINGER_MS".to_string(), "20".to_string())];
+    /// let config = flowodm::KafkaConfig::new("b:9092").with_passthrough(vars);
+    /// assert_eq!(config.client_config().get("linger.ms"), Some("20"));
+    /// ```
+    pub fn with_passthrough(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        for (name, value) in vars {
+            if let Some(rest) = name.strip_prefix(PASSTHROUGH_PREFIX) {
+                let property = rest.to_ascii_lowercase().replace('_', ".");
+                if !property.is_empty() {
+                    self.extra.insert(property, value);
+                }
+            }
+        }
+        self
     }
 
     /// Sets the security protocol.
@@ -366,6 +426,243 @@ impl fmt::Debug for KafkaConfig {
     }
 }
 
+/// Settings from layers: flowodm's defaults < a configuration file < the environment.
+///
+/// The file is TOML (`.toml`) or YAML (`.yaml`, `.yml`). Every key maps onto the environment
+/// variable of the same meaning, which wins when both are set. Unknown keys are errors.
+///
+/// ```toml
+/// [kafka]
+/// bootstrap_servers = "broker-1:9093,broker-2:9093"
+/// security_protocol = "SASL_SSL"
+/// client_id = "order-service"
+///
+/// [kafka.sasl]
+/// mechanism = "SCRAM-SHA-512"
+/// username = "orders"
+/// password = "…"                  # better: KAFKA_SASL_PASSWORD in the environment
+///
+/// [kafka.ssl]
+/// ca_location = "/etc/kafka/ca.pem"
+///
+/// [kafka.properties]              # any librdkafka property
+/// "linger.ms" = 20
+/// "compression.type" = "zstd"
+///
+/// [registry]
+/// url = "https://registry:8081"
+/// basic_auth_user_info = "user:secret"
+/// ```
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("flowodm.toml");
+/// # std::fs::write(&path, "[kafka]\nbootstrap_servers = \"file:9092\"\n[kafka.properties]\n\"linger.ms\" = 20\n[registry]\nurl = \"http://registry:8081\"\n").unwrap();
+/// use flowodm::config::Settings;
+/// let env = |name: &str| (name == "KAFKA_CLIENT_ID").then(|| "from-env".to_string());
+/// let settings = Settings::load_with(Some(&path), env, std::iter::empty()).unwrap();
+/// let c = settings.kafka.client_config();
+/// assert_eq!(c.get("bootstrap.servers"), Some("file:9092"));   // from the file
+/// assert_eq!(c.get("client.id"), Some("from-env"));             // the environment wins
+/// assert_eq!(c.get("linger.ms"), Some("20"));
+/// assert!(settings.registry.is_some());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Kafka.
+    pub kafka: KafkaConfig,
+    /// The schema registry, if a URL was given.
+    pub registry: Option<crate::registry::SchemaRegistryClient>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    #[serde(default)]
+    kafka: FileKafka,
+    #[serde(default)]
+    registry: FileRegistry,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileKafka {
+    bootstrap_servers: Option<String>,
+    security_protocol: Option<String>,
+    client_id: Option<String>,
+    #[serde(default)]
+    sasl: FileSasl,
+    #[serde(default)]
+    ssl: FileSsl,
+    #[serde(default)]
+    oauthbearer: FileOAuth,
+    #[serde(default)]
+    properties: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSasl {
+    mechanism: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSsl {
+    ca_location: Option<String>,
+    certificate_location: Option<String>,
+    key_location: Option<String>,
+    key_password: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileOAuth {
+    method: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    token_endpoint_url: Option<String>,
+    scope: Option<String>,
+    extensions: Option<String>,
+    config: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileRegistry {
+    url: Option<String>,
+    basic_auth_user_info: Option<String>,
+    api_key: Option<String>,
+    api_secret: Option<String>,
+    bearer_token: Option<String>,
+    ssl_ca_location: Option<String>,
+    ssl_certificate_location: Option<String>,
+    ssl_key_location: Option<String>,
+}
+
+impl FileSettings {
+    fn read(path: &std::path::Path) -> Result<Self> {
+        let key = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(&key, format!("cannot read the file: {e}")))?;
+        let yaml = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        );
+        if yaml {
+            serde_yaml_ng::from_str(&text).map_err(|e| Error::config(&key, e.to_string()))
+        } else {
+            toml::from_str(&text).map_err(|e| Error::config(&key, e.to_string()))
+        }
+    }
+
+    /// The file's values under the environment variable names they stand for.
+    fn as_vars(&self) -> BTreeMap<&'static str, String> {
+        let k = &self.kafka;
+        let r = &self.registry;
+        let pairs: [(&'static str, &Option<String>); 25] = [
+            ("KAFKA_BOOTSTRAP_SERVERS", &k.bootstrap_servers),
+            ("KAFKA_SECURITY_PROTOCOL", &k.security_protocol),
+            ("KAFKA_CLIENT_ID", &k.client_id),
+            ("KAFKA_SASL_MECHANISM", &k.sasl.mechanism),
+            ("KAFKA_SASL_USERNAME", &k.sasl.username),
+            ("KAFKA_SASL_PASSWORD", &k.sasl.password),
+            ("KAFKA_SSL_CA_LOCATION", &k.ssl.ca_location),
+            (
+                "KAFKA_SSL_CERTIFICATE_LOCATION",
+                &k.ssl.certificate_location,
+            ),
+            ("KAFKA_SSL_KEY_LOCATION", &k.ssl.key_location),
+            ("KAFKA_SSL_KEY_PASSWORD", &k.ssl.key_password),
+            ("KAFKA_SASL_OAUTHBEARER_METHOD", &k.oauthbearer.method),
+            ("KAFKA_SASL_OAUTHBEARER_CLIENT_ID", &k.oauthbearer.client_id),
+            (
+                "KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET",
+                &k.oauthbearer.client_secret,
+            ),
+            (
+                "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+                &k.oauthbearer.token_endpoint_url,
+            ),
+            ("KAFKA_SASL_OAUTHBEARER_SCOPE", &k.oauthbearer.scope),
+            (
+                "KAFKA_SASL_OAUTHBEARER_EXTENSIONS",
+                &k.oauthbearer.extensions,
+            ),
+            ("KAFKA_SASL_OAUTHBEARER_CONFIG", &k.oauthbearer.config),
+            ("SCHEMA_REGISTRY_URL", &r.url),
+            (
+                "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+                &r.basic_auth_user_info,
+            ),
+            ("SCHEMA_REGISTRY_API_KEY", &r.api_key),
+            ("SCHEMA_REGISTRY_API_SECRET", &r.api_secret),
+            ("SCHEMA_REGISTRY_BEARER_TOKEN", &r.bearer_token),
+            ("SCHEMA_REGISTRY_SSL_CA_LOCATION", &r.ssl_ca_location),
+            (
+                "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION",
+                &r.ssl_certificate_location,
+            ),
+            ("SCHEMA_REGISTRY_SSL_KEY_LOCATION", &r.ssl_key_location),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(name, v)| v.clone().map(|v| (name, v)))
+            .collect()
+    }
+}
+
+fn property_value(key: &str, v: &serde_json::Value) -> Result<String> {
+    match v {
+        serde_json::Value::String(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(Error::config(
+            key,
+            "a librdkafka property takes a string, number or boolean",
+        )),
+    }
+}
+
+impl Settings {
+    /// Loads the layers from the process environment and, if given, a file.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self> {
+        Self::load_with(file, |name| std::env::var(name).ok(), std::env::vars())
+    }
+
+    /// Loads the layers from a file, a variable lookup, and the variables to scan for
+    /// `FLOWODM_KAFKA__` properties.
+    pub fn load_with(
+        file: Option<&std::path::Path>,
+        env: impl Fn(&str) -> Option<String>,
+        env_vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let file_settings = match file {
+            Some(path) => FileSettings::read(path)?,
+            None => FileSettings::default(),
+        };
+        let file_vars = file_settings.as_vars();
+        let lookup = |name: &str| {
+            env(name)
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| file_vars.get(name).cloned())
+        };
+        let mut kafka = KafkaConfig::from_lookup(lookup)?;
+        for (k, v) in &file_settings.kafka.properties {
+            kafka.extra.insert(k.clone(), property_value(k, v)?);
+        }
+        let kafka = kafka.with_passthrough(env_vars);
+        let registry = match lookup("SCHEMA_REGISTRY_URL") {
+            Some(_) => Some(crate::registry::SchemaRegistryClient::from_lookup(lookup)?),
+            None => None,
+        };
+        Ok(Settings { kafka, registry })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,6 +743,110 @@ mod tests {
         assert_eq!(c.get("client.id"), Some("orders-svc"));
         let shown = format!("{config:?}");
         assert!(!shown.contains("p4ss") && !shown.contains("k3y"), "{shown}");
+    }
+
+    fn write(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn toml_and_yaml_files_give_the_same_settings() {
+        let toml = "[kafka]\nbootstrap_servers = \"b:1\"\nsecurity_protocol = \"SASL_SSL\"\n\
+                    [kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = \"p\"\n\
+                    [kafka.properties]\n\"linger.ms\" = 7\n\"enable.idempotence\" = true\n";
+        let yaml = "kafka:\n  bootstrap_servers: b:1\n  security_protocol: SASL_SSL\n  sasl:\n    \
+                    mechanism: PLAIN\n    username: u\n    password: p\n  properties:\n    \
+                    linger.ms: 7\n    enable.idempotence: true\n";
+        let none = |_: &str| None;
+        for (name, text) in [("a.toml", toml), ("a.yaml", yaml)] {
+            let (_dir, path) = write(name, text);
+            let s = Settings::load_with(Some(&path), none, std::iter::empty()).unwrap();
+            let c = s.kafka.client_config();
+            assert_eq!(c.get("bootstrap.servers"), Some("b:1"), "{name}");
+            assert_eq!(c.get("sasl.mechanism"), Some("PLAIN"));
+            assert_eq!(c.get("sasl.password"), Some("p"));
+            assert_eq!(c.get("linger.ms"), Some("7"));
+            assert_eq!(c.get("enable.idempotence"), Some("true"));
+            assert!(s.registry.is_none());
+            assert!(
+                !format!("{s:?}").contains("\"p\""),
+                "the password stays hidden"
+            );
+        }
+    }
+
+    #[test]
+    fn environment_beats_file_and_passthrough_beats_both() {
+        let (_dir, path) = write(
+            "a.toml",
+            "[kafka]\nbootstrap_servers = \"file:1\"\nclient_id = \"file\"\n[kafka.properties]\n\"linger.ms\" = 1\n",
+        );
+        let env = |k: &str| (k == "KAFKA_CLIENT_ID").then(|| "env".to_string());
+        let vars = [("FLOWODM_KAFKA__LINGER_MS".to_string(), "9".to_string())];
+        let s = Settings::load_with(Some(&path), env, vars).unwrap();
+        let c = s.kafka.client_config();
+        assert_eq!(c.get("bootstrap.servers"), Some("file:1"));
+        assert_eq!(c.get("client.id"), Some("env"));
+        assert_eq!(c.get("linger.ms"), Some("9"));
+        // And code beats everything.
+        assert_eq!(
+            s.kafka
+                .set("linger.ms", "3")
+                .client_config()
+                .get("linger.ms"),
+            Some("3")
+        );
+    }
+
+    #[test]
+    fn file_mistakes_are_errors_naming_the_file_and_key() {
+        let (_dir, path) = write("a.toml", "[kafka]\nbootstrap_server = \"typo:1\"\n");
+        let err = Settings::load_with(Some(&path), |_| None, std::iter::empty()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("a.toml") && text.contains("bootstrap_server"),
+            "{text}"
+        );
+        let (_dir, path) = write(
+            "b.yaml",
+            "kafka:\n  bootstrap_servers: b:1\n  properties:\n    x: [1]\n",
+        );
+        let err = Settings::load_with(Some(&path), |_| None, std::iter::empty()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Configuration { key, .. } if key == "x"),
+            "{err:?}"
+        );
+        let err = Settings::load_with(
+            Some(std::path::Path::new("/nope.toml")),
+            |_| None,
+            std::iter::empty(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/nope.toml"));
+    }
+
+    #[test]
+    fn oauthbearer_settings_reach_librdkafka_and_stay_hidden() {
+        let c = from(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "a:1"),
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_SASL_MECHANISM", "OAUTHBEARER"),
+            ("KAFKA_SASL_OAUTHBEARER_METHOD", "oidc"),
+            ("KAFKA_SASL_OAUTHBEARER_CLIENT_ID", "svc"),
+            ("KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET", "s3cr3t"),
+            (
+                "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+                "https://idp/token",
+            ),
+        ])
+        .unwrap();
+        let rd = c.client_config();
+        assert_eq!(rd.get("sasl.oauthbearer.method"), Some("oidc"));
+        assert_eq!(rd.get("sasl.oauthbearer.client.secret"), Some("s3cr3t"));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
     }
 
     #[test]
