@@ -22,12 +22,22 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let attrs = ContainerAttrs::parse(&cx, &input.attrs, true);
     let krate = krate(&attrs);
 
-    if !matches!(input.data, Data::Struct(_)) {
+    // An enum with data is a union model: several record types on one topic, each message
+    // decoded into the variant whose record name matches the writer's schema.
+    let is_union = matches!(&input.data, Data::Enum(e)
+        if e.variants.iter().any(|v| !matches!(v.fields, syn::Fields::Unit)));
+    if !matches!(input.data, Data::Struct(_)) && !is_union {
         cx.error_spanned_by(
             &input.ident,
-            "#[derive(Model)] needs a struct with named fields",
+            "#[derive(Model)] needs a struct with named fields, or an enum whose variants hold the record types of one topic",
         );
         return cx.check().map(|()| TokenStream::new());
+    }
+    if let (true, Some(key)) = (is_union, &attrs.key) {
+        cx.error_spanned_by(
+            key,
+            "a union model has no key field; give keys with OutRecord::key",
+        );
     }
     if !attrs.topic_given {
         cx.error_spanned_by(
@@ -35,7 +45,11 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             "missing the model's topic: add #[flowodm(topic = \"...\")]",
         );
     }
-    let fields = crate::avro::fields(&cx, input, &attrs);
+    let fields = if is_union {
+        None
+    } else {
+        crate::avro::fields(&cx, input, &attrs)
+    };
 
     // The key must name a field of the struct that is in the schema.
     let key_field = match (&attrs.key, &fields) {
@@ -62,12 +76,16 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         }
         _ => None,
     };
-    let avro = fields
-        .as_ref()
-        .map(|f| crate::avro::expand_record_for_model(input, &attrs, f, &krate));
+    let avro = if is_union {
+        crate::avro::expand(&cx, input, &attrs, &krate)
+    } else {
+        fields
+            .as_ref()
+            .map(|f| crate::avro::expand_record_for_model(input, &attrs, f, &krate))
+    };
 
     cx.check()?;
-    let avro = avro.expect("fields parsed when there are no errors");
+    let avro = avro.expect("expanded when there are no errors");
 
     let ident = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();

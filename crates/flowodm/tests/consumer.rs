@@ -431,3 +431,170 @@ fn a_group_is_required() {
         "{err:?}"
     );
 }
+
+mod dispatch {
+    use super::*;
+    use flowodm::codec::CodecConfig;
+    use flowodm::registry::SubjectNameStrategy;
+
+    #[derive(Model, Debug, Clone, PartialEq)]
+    #[flowodm(
+        topic = "dispatch",
+        key = "order_id",
+        namespace = "dev.flowodm.dispatch"
+    )]
+    pub struct OrderCreated {
+        pub order_id: String,
+        pub total: f64,
+    }
+
+    #[derive(Model, Debug, Clone, PartialEq)]
+    #[flowodm(
+        topic = "dispatch",
+        key = "order_id",
+        namespace = "dev.flowodm.dispatch"
+    )]
+    pub struct OrderPaid {
+        pub order_id: String,
+        pub method: String,
+    }
+
+    /// Both record types of the topic; each message becomes the variant of its record.
+    #[derive(Model, Debug, Clone, PartialEq)]
+    #[flowodm(topic = "dispatch", namespace = "dev.flowodm.dispatch")]
+    pub enum OrderEvents {
+        Created(OrderCreated),
+        Paid(OrderPaid),
+    }
+
+    #[tokio::test]
+    async fn several_models_on_one_topic_dispatch_by_record_name() {
+        let topic = new_topic("consumer-dispatch", 1).await;
+        // Each type under its own subject, as Confluent's TopicRecordNameStrategy does.
+        let per_record =
+            CodecConfig::default().subject_strategy(SubjectNameStrategy::TopicRecordName);
+        let created = client()
+            .producer::<OrderCreated>()
+            .topic(&topic)
+            .codec(per_record.clone())
+            .build()
+            .unwrap();
+        let paid = client()
+            .producer::<OrderPaid>()
+            .topic(&topic)
+            .codec(per_record)
+            .build()
+            .unwrap();
+        created
+            .send(&OrderCreated {
+                order_id: "o1".into(),
+                total: 9.5,
+            })
+            .await
+            .unwrap();
+        paid.send(&OrderPaid {
+            order_id: "o1".into(),
+            method: "card".into(),
+        })
+        .await
+        .unwrap();
+        created
+            .send(&OrderCreated {
+                order_id: "o2".into(),
+                total: 3.0,
+            })
+            .await
+            .unwrap();
+
+        let consumer = client()
+            .consumer::<OrderEvents>()
+            .topics([&topic])
+            .group(unique_name("g"))
+            .build()
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(
+                consumer
+                    .consume_one(WAIT)
+                    .await
+                    .unwrap()
+                    .record()
+                    .unwrap()
+                    .value,
+            );
+        }
+        assert_eq!(
+            got,
+            [
+                OrderEvents::Created(OrderCreated {
+                    order_id: "o1".into(),
+                    total: 9.5
+                }),
+                OrderEvents::Paid(OrderPaid {
+                    order_id: "o1".into(),
+                    method: "card".into()
+                }),
+                OrderEvents::Created(OrderCreated {
+                    order_id: "o2".into(),
+                    total: 3.0
+                }),
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn members_joining_mid_stream_lose_nothing_and_process_nothing_twice() {
+    let topic = new_topic("consumer-join", 3).await;
+    let total = 90;
+    produce(&topic, 0..total).await;
+    let group = unique_name("g");
+    let processed: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let workers: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
+    let member = |delay_ms: u64| {
+        let workers = workers.clone();
+        let topic = topic.clone();
+        let group = group.clone();
+        let processed = processed.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let consumer = client()
+                .consumer::<Event>()
+                .topics([&topic])
+                .group(&group)
+                .set("heartbeat.interval.ms", "500")
+                .set("session.timeout.ms", "10000")
+                .build()
+                .unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(90);
+            while processed.lock().unwrap().len() < total as usize
+                && std::time::Instant::now() < deadline
+            {
+                if let Consumed::Record(r) = consumer
+                    .consume_one(Duration::from_millis(200))
+                    .await
+                    .unwrap()
+                {
+                    // Process, then commit: at-least-once, and with a commit per record and
+                    // stored offsets committed before a revocation, exactly once here.
+                    processed.lock().unwrap().push(r.value.seq);
+                    workers.lock().unwrap().insert(delay_ms);
+                    consumer.commit(&r).unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    };
+    tokio::join!(member(0), member(400), member(800));
+    let mut seen = processed.lock().unwrap().clone();
+    let count = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(count, seen.len(), "a message was processed twice");
+    assert_eq!(seen, (0..total).collect::<Vec<_>>(), "a message was lost");
+    assert!(
+        workers.lock().unwrap().len() >= 2,
+        "the joining members took partitions over"
+    );
+}
