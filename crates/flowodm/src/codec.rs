@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 
 use tokio::sync::OnceCell;
 
-use crate::avro::{from_avro_resolved, ResolutionCache, TypeSchema};
+use crate::avro::{from_avro_resolved, Avro, ResolutionCache, TypeSchema};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::registry::{Schema, SchemaRegistryClient, SubjectNameStrategy};
@@ -123,8 +123,39 @@ impl<T: Model> Codec<T> {
             _model: PhantomData,
         })
     }
+}
 
-    /// The subject the model's schema lives under.
+impl<T: Avro + 'static> Codec<T> {
+    /// A codec for any Avro type under an explicit subject, such as a message key's
+    /// `{topic}-key`.
+    ///
+    /// ```no_run
+    /// # fn demo(registry: flowodm::registry::SchemaRegistryClient) -> flowodm::Result<()> {
+    /// let keys = flowodm::codec::Codec::<String>::for_subject(registry, "orders-key", Default::default())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn for_subject(
+        registry: SchemaRegistryClient,
+        subject: impl Into<String>,
+        config: CodecConfig,
+    ) -> Result<Self> {
+        Ok(Codec {
+            registry,
+            config,
+            subject: subject.into(),
+            schema: crate::avro::schema_of::<T>()?,
+            own_id: OnceCell::new(),
+            plans: ResolutionCache::default(),
+            _model: PhantomData,
+        })
+    }
+
+    /// The registry the codec uses.
+    pub fn registry(&self) -> &SchemaRegistryClient {
+        &self.registry
+    }
+
+    /// The subject the schema lives under.
     pub fn subject(&self) -> &str {
         &self.subject
     }

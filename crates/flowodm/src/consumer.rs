@@ -627,6 +627,28 @@ fn finish<T: Model>(codec: &Codec<T>, m: &BorrowedMessage<'_>) -> Result<Consume
     }
 }
 
+/// The codec of a topic's keys (`{topic}-key`) and the record's key bytes.
+fn key_codec<'r, T: Model, K: crate::avro::Avro + 'static>(
+    codec: &Codec<T>,
+    record: &'r Record<T>,
+) -> Result<(Codec<K>, &'r [u8])> {
+    let key = record
+        .key
+        .as_deref()
+        .ok_or_else(|| Error::Deserialization {
+            message: format!(
+                "the message at {}:{}@{} has no key",
+                record.topic, record.partition, record.offset
+            ),
+        })?;
+    let keys = Codec::<K>::for_subject(
+        codec.registry().clone(),
+        format!("{}-key", record.topic),
+        CodecConfig::default(),
+    )?;
+    Ok((keys, key))
+}
+
 /// The writer schema id of a message, if its value is framed.
 fn schema_id_of(m: &BorrowedMessage<'_>) -> Option<u32> {
     m.payload()
@@ -676,6 +698,17 @@ impl<T> fmt::Debug for Consumer<T> {
 
 impl<T: Model> Consumer<T> {
     offset_methods!();
+
+    /// Decodes an Avro-encoded key (framed, schema under `{topic}-key`), as written by
+    /// [`Producer::send_with_key`](crate::producer::Producer::send_with_key) or Confluent's key
+    /// serializers.
+    pub async fn decode_key<K: crate::avro::Avro + 'static>(
+        &self,
+        record: &Record<T>,
+    ) -> Result<K> {
+        let (keys, key) = key_codec(&self.codec, record)?;
+        keys.decode(key).await
+    }
 
     /// The group's metadata, for committing offsets in a producer's transaction.
     pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
@@ -800,6 +833,14 @@ impl<T: Model> BlockingConsumer<T> {
         }
         self.remember(&m);
         finish(&self.codec, &m)
+    }
+
+    /// Decodes an Avro-encoded key; see [`Consumer::decode_key`].
+    pub fn decode_key<K: crate::avro::Avro + 'static>(&self, record: &Record<T>) -> Result<K> {
+        let (keys, key) = key_codec(&self.codec, record)?;
+        let id = crate::wire::parse(key)?.schema_id;
+        crate::util::block_on(keys.prepare(id))?;
+        keys.decode_prepared(key)
     }
 
     /// Up to `max` messages (default: the profile's batch size) within `timeout`.

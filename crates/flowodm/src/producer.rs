@@ -517,6 +517,22 @@ impl<T: Model> Producer<T> {
         }
     }
 
+    /// Sends `value` with an Avro-encoded key: the key is framed like a value and its schema is
+    /// registered under `{topic}-key`, as Confluent's serializers do for keys.
+    pub async fn send_with_key<K: crate::avro::Avro + 'static>(
+        &self,
+        key: &K,
+        value: &T,
+    ) -> Result<Delivery> {
+        let keys = Codec::<K>::for_subject(
+            self.codec.registry().clone(),
+            format!("{}-key", self.topic),
+            CodecConfig::default(),
+        )?;
+        let key = keys.encode(key).await?;
+        self.send_record(OutRecord::new(value).key(key)).await
+    }
+
     /// Sends many values: queues them all, then waits for each. One result per value, in order.
     pub async fn send_many<'v, I>(&self, values: I) -> Vec<Result<Delivery>>
     where

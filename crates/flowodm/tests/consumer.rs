@@ -598,3 +598,36 @@ async fn members_joining_mid_stream_lose_nothing_and_process_nothing_twice() {
         "the joining members took partitions over"
     );
 }
+
+#[derive(flowodm::Avro, Debug, Clone, PartialEq)]
+#[flowodm(namespace = "dev.flowodm.consumer")]
+struct CustomerKey {
+    region: String,
+    customer: i64,
+}
+
+#[tokio::test]
+async fn avro_keys_have_their_own_subject() {
+    let topic = new_topic("consumer-avro-key", 1).await;
+    let producer = client().producer::<Event>().topic(&topic).build().unwrap();
+    let key = CustomerKey {
+        region: "eu".into(),
+        customer: 42,
+    };
+    producer.send_with_key(&key, &event(1)).await.unwrap();
+    let consumer = client()
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(unique_name("g"))
+        .build()
+        .unwrap();
+    let r = consumer.consume_one(WAIT).await.unwrap().record().unwrap();
+    let k: CustomerKey = consumer.decode_key(&r).await.unwrap();
+    assert_eq!(k, key);
+    let registry = SchemaRegistryClient::new(&registry_url()).unwrap();
+    assert!(registry
+        .subjects()
+        .await
+        .unwrap()
+        .contains(&format!("{topic}-key")));
+}
