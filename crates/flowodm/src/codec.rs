@@ -228,10 +228,16 @@ impl<T: Avro + 'static> Codec<T> {
     /// is seen.
     pub async fn decode(&self, payload: &[u8]) -> Result<T> {
         let framed = wire::parse(payload)?;
-        if self.plans.get(framed.schema_id).is_none() {
+        if !self.is_prepared(framed.schema_id) {
             self.prepare(framed.schema_id).await?;
         }
         self.decode_prepared(payload)
+    }
+
+    /// Whether the plan for this writer schema id is compiled already (no network needed).
+    #[inline]
+    pub fn is_prepared(&self, schema_id: u32) -> bool {
+        self.plans.get(schema_id).is_some()
     }
 
     /// Fetches and compiles the plan for a writer schema id, so that

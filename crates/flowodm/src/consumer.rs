@@ -730,7 +730,7 @@ impl<T: Model> Consumer<T> {
             }
             Ok(m) => m?,
         };
-        if let Some(id) = schema_id_of(&m) {
+        if let Some(id) = schema_id_of(&m).filter(|id| !self.codec.is_prepared(*id)) {
             if let Err(e) = self.codec.prepare(id).await {
                 self.remember(&m);
                 return Err(Error::Decode {
@@ -822,7 +822,7 @@ impl<T: Model> BlockingConsumer<T> {
                 }
             }
         };
-        if let Some(id) = schema_id_of(&m) {
+        if let Some(id) = schema_id_of(&m).filter(|id| !self.codec.is_prepared(*id)) {
             if let Err(e) = crate::util::block_on(self.codec.prepare(id)) {
                 self.remember(&m);
                 return Err(Error::Decode {
@@ -839,7 +839,9 @@ impl<T: Model> BlockingConsumer<T> {
     pub fn decode_key<K: crate::avro::Avro + 'static>(&self, record: &Record<T>) -> Result<K> {
         let (keys, key) = key_codec(&self.codec, record)?;
         let id = crate::wire::parse(key)?.schema_id;
-        crate::util::block_on(keys.prepare(id))?;
+        if !keys.is_prepared(id) {
+            crate::util::block_on(keys.prepare(id))?;
+        }
         keys.decode_prepared(key)
     }
 

@@ -1,0 +1,262 @@
+//! Producer and consumer throughput: flowodm's typed clients against raw rdkafka, in one run, on
+//! the same topic, with the same librdkafka settings.
+//!
+//! - produce: flowodm encodes each `OrderEvent` and sends it with a delivery callback; raw
+//!   rdkafka sends the same events pre-encoded (so its figure excludes encoding). Both flush at
+//!   the end; throughput counts acknowledged messages.
+//! - consume: flowodm's blocking consumer decodes every message into an `OrderEvent`; raw rdkafka
+//!   polls the same messages and only touches the payload bytes.
+//!
+//! Needs the stack (`eval "$(dev/stack up)"`). Run:
+//! `cargo bench -p food-pipeline --bench clients` (`BENCH_MESSAGES`, default 1000000;
+//! `BENCH_ROUNDS`, default 3: the medians are printed).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flowodm::codec::Codec;
+use flowodm::consumer::Consumed;
+use flowodm::registry::SchemaRegistryClient;
+use flowodm::{Client, KafkaConfig, Model};
+use food_pipeline::events::{Address, OrderEvent, OrderItem, PaymentMethod};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(dev/stack up)\"` first"))
+}
+
+/// Distinct, realistic events, cycled to make up the run.
+fn events(n: usize) -> Vec<OrderEvent> {
+    (0..n)
+        .map(|i| {
+            let items = (0..3)
+                .map(|j| OrderItem {
+                    sku: format!("ITEM-{:03}", (i + j) % 20),
+                    quantity: (j + 1) as i32,
+                    unit_price: 4.5 + j as f64,
+                })
+                .collect();
+            let mut e = OrderEvent::order_created(
+                &format!("ORD-20261122-{i:05}"),
+                &format!("CUST-{:05}", i % 100),
+                items,
+            );
+            e.payload.shipping_address = Some(Address {
+                street: format!("{i} Main St"),
+                city: "Springfield".into(),
+                postal_code: "12345".into(),
+                state: Some("IL".into()),
+                country: "US".into(),
+            });
+            e.payload.payment_method = Some(PaymentMethod::CreditCard);
+            e.payload.metadata = Some([("channel".to_string(), "web".to_string())].into());
+            e
+        })
+        .collect()
+}
+
+/// The producer settings both sides use: flowodm's defaults.
+fn producer_config() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"));
+    for (k, v) in flowodm::profiles::PRODUCTION_DEFAULTS {
+        c.set(*k, *v);
+    }
+    c
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let n: usize = std::env::var("BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registry = SchemaRegistryClient::new(&env("SCHEMA_REGISTRY_URL")).unwrap();
+    let client = Client::new(
+        KafkaConfig::new(env("KAFKA_BOOTSTRAP_SERVERS")),
+        registry.clone(),
+    );
+    let admin = client.admin().unwrap();
+    let pool = events(1000);
+
+    // Pre-encoded payloads and keys for the raw side.
+    let codec = Codec::<OrderEvent>::new(registry.clone()).unwrap();
+    let schema_id = rt.block_on(codec.schema_id()).unwrap();
+    let encoded: Vec<(Vec<u8>, Vec<u8>)> = pool
+        .iter()
+        .map(|e| {
+            let mut buf = Vec::new();
+            Codec::<OrderEvent>::encode_with_id(schema_id, e, &mut buf).unwrap();
+            (e.key().unwrap(), buf)
+        })
+        .collect();
+    println!(
+        "messages per round: {n}; payload {} bytes on average",
+        encoded.iter().map(|(_, p)| p.len()).sum::<usize>() / encoded.len()
+    );
+
+    let (mut raw_p, mut odm_p, mut raw_c, mut odm_c) = (vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let topic = format!("bench-clients-{}-{round}", std::process::id());
+        rt.block_on(admin.create_topic(
+            &flowodm::admin::TopicSpec::new(&topic, 3),
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+        let flip = round % 2 == 1; // alternate which side goes first
+
+        let raw_produce = || {
+            let producer: ThreadedProducer<DefaultProducerContext> =
+                producer_config().create().unwrap();
+            let start = Instant::now();
+            for i in 0..n {
+                let (k, p) = &encoded[i % encoded.len()];
+                let mut rec = BaseRecord::to(&topic)
+                    .key(k.as_slice())
+                    .payload(p.as_slice());
+                loop {
+                    match producer.send(rec) {
+                        Ok(()) => break,
+                        Err((_, r)) => {
+                            rec = r;
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                    }
+                }
+            }
+            producer.flush(Duration::from_secs(120)).unwrap();
+            n as f64 / start.elapsed().as_secs_f64()
+        };
+        let odm_produce = || {
+            let producer = client
+                .producer::<OrderEvent>()
+                .topic(&topic)
+                .build()
+                .unwrap();
+            rt.block_on(producer.codec().schema_id()).unwrap();
+            let delivered = Arc::new(AtomicU64::new(0));
+            let start = Instant::now();
+            for i in 0..n {
+                let d = delivered.clone();
+                let e = &pool[i % pool.len()];
+                loop {
+                    let d = d.clone();
+                    match producer.send_with_callback(e, move |r| {
+                        if r.is_ok() {
+                            d.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }) {
+                        Ok(()) => break,
+                        Err(e) if e.is_retriable() => {
+                            std::thread::sleep(Duration::from_micros(200))
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            producer.flush(Duration::from_secs(120)).unwrap();
+            assert_eq!(delivered.load(Ordering::Relaxed), n as u64);
+            n as f64 / start.elapsed().as_secs_f64()
+        };
+        if flip {
+            odm_p.push(odm_produce());
+            raw_p.push(raw_produce());
+        } else {
+            raw_p.push(raw_produce());
+            odm_p.push(odm_produce());
+        }
+
+        // The topic now holds 2n messages; each side reads the first n from the beginning.
+        let raw_consume = || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
+                .set("group.id", format!("{topic}-raw"))
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
+            consumer.subscribe(&[&topic]).unwrap();
+            // Wait for the assignment before timing.
+            let first = loop {
+                if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                    break m.unwrap().payload().map_or(0, <[u8]>::len);
+                }
+            };
+            let start = Instant::now();
+            let (mut count, mut bytes) = (1usize, first);
+            while count < n {
+                if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                    bytes += m.unwrap().payload().map_or(0, <[u8]>::len);
+                    count += 1;
+                }
+            }
+            assert!(bytes > 0);
+            (n - 1) as f64 / start.elapsed().as_secs_f64()
+        };
+        let odm_consume = || {
+            let consumer = client
+                .consumer::<OrderEvent>()
+                .topics([&topic])
+                .group(format!("{topic}-odm"))
+                .profile(flowodm::profiles::Profile::Batch)
+                .build_blocking()
+                .unwrap();
+            let first = loop {
+                if let Consumed::Record(r) =
+                    consumer.consume_one(Duration::from_millis(100)).unwrap()
+                {
+                    break r;
+                }
+            };
+            let start = Instant::now();
+            let mut count = 1usize;
+            let mut total = first.value.payload.total_amount.unwrap_or(0.0);
+            while count < n {
+                if let Consumed::Record(r) =
+                    consumer.consume_one(Duration::from_millis(100)).unwrap()
+                {
+                    total += r.value.payload.total_amount.unwrap_or(0.0);
+                    count += 1;
+                }
+            }
+            assert!(total > 0.0);
+            (n - 1) as f64 / start.elapsed().as_secs_f64()
+        };
+        if flip {
+            odm_c.push(odm_consume());
+            raw_c.push(raw_consume());
+        } else {
+            raw_c.push(raw_consume());
+            odm_c.push(odm_consume());
+        }
+        println!(
+            "round {round}: produce raw {:.0}/s flowodm {:.0}/s; consume raw {:.0}/s flowodm {:.0}/s",
+            raw_p[round], odm_p[round], raw_c[round], odm_c[round]
+        );
+        rt.block_on(admin.delete_topic(&topic, Duration::from_secs(30)))
+            .unwrap();
+    }
+    let (rp, op, rc, oc) = (median(raw_p), median(odm_p), median(raw_c), median(odm_c));
+    println!(
+        "median produce: raw rdkafka {rp:.0} msg/s, flowodm {op:.0} msg/s, ratio {:.2}",
+        op / rp
+    );
+    println!(
+        "median consume: raw rdkafka {rc:.0} msg/s, flowodm {oc:.0} msg/s, ratio {:.2}",
+        oc / rc
+    );
+}
