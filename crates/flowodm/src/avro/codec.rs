@@ -25,7 +25,13 @@ pub struct TypeSchema {
 
 impl TypeSchema {
     fn of<T: Avro>() -> Result<Self> {
-        let json = T::schema_json().to_string();
+        let mut cx = super::SchemaContext::default();
+        let json = T::schema(&mut cx).to_string();
+        if let Some(problem) = cx.problems().first() {
+            return Err(Error::Schema {
+                message: format!("the schema of {}: {problem}", std::any::type_name::<T>()),
+            });
+        }
         let parsed = Schema::parse_str(&json).map_err(|e| Error::Schema {
             message: format!(
                 "the schema derived for {} is not valid Avro: {e}",

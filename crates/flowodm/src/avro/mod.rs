@@ -59,6 +59,7 @@ use resolve::Promotion;
 pub struct SchemaContext {
     defined: HashSet<String>,
     namespace: Vec<String>,
+    problems: Vec<String>,
 }
 
 impl SchemaContext {
@@ -66,6 +67,25 @@ impl SchemaContext {
     /// only its name).
     pub fn define(&mut self, full_name: &str) -> bool {
         self.defined.insert(full_name.to_string())
+    }
+
+    /// Refers to the already defined type `name` in `namespace`: its full name, or a problem when
+    /// a type without namespace is referred to from inside a namespace (a short name there means
+    /// a type of that namespace, so Avro has no way to say it).
+    pub fn reference(&mut self, name: &str, namespace: &str) -> Json {
+        if namespace.is_empty() && !self.enclosing_namespace().is_empty() {
+            self.problems.push(format!(
+                "`{name}` has no namespace and is used again inside namespace `{}`, where Avro \
+                 cannot refer to it; give it one with #[flowodm(namespace = \"...\")]",
+                self.enclosing_namespace()
+            ));
+        }
+        Json::from(full_name(namespace, name))
+    }
+
+    /// What could not be expressed while writing the schema.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 
     /// The namespace of the type being written (`""` for none).

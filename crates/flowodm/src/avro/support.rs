@@ -42,7 +42,7 @@ pub fn record_json(
 ) -> Json {
     let full = super::full_name(namespace, name);
     if !cx.define(&full) {
-        return Json::from(full);
+        return cx.reference(name, namespace);
     }
     let mut obj = Map::new();
     obj.insert("type".into(), Json::from("record"));
@@ -70,7 +70,7 @@ pub fn enum_json(
 ) -> Json {
     let full = super::full_name(namespace, name);
     if !cx.define(&full) {
-        return Json::from(full);
+        return cx.reference(name, namespace);
     }
     let mut obj = Map::new();
     obj.insert("type".into(), Json::from("enum"));

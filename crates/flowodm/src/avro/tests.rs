@@ -544,3 +544,49 @@ fn corrupt_data_is_an_error_never_a_panic() {
     }
     assert!(from_avro::<OrderV1>(&[good.as_slice(), &[0]].concat()).is_err());
 }
+
+#[derive(DeriveAvro, Debug, Clone, PartialEq)]
+struct NoNamespace {
+    v: i32,
+}
+
+#[derive(DeriveAvro, Debug, Clone, PartialEq)]
+#[flowodm(namespace = "com.pipeline.test")]
+struct UsesItTwice {
+    a: NoNamespace,
+    b: NoNamespace,
+}
+
+#[derive(DeriveAvro, Debug, Clone, PartialEq)]
+struct TopLevelTwice {
+    a: NoNamespace,
+    b: NoNamespace,
+}
+
+#[test]
+fn a_type_without_namespace_used_twice_inside_one_is_a_clear_error() {
+    let err = schema_of::<UsesItTwice>().unwrap_err();
+    assert!(matches!(err, Error::Schema { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains("`NoNamespace` has no namespace") && text.contains("com.pipeline.test"),
+        "{text}"
+    );
+    // Without an enclosing namespace the reference is fine.
+    let t = TopLevelTwice {
+        a: NoNamespace { v: 1 },
+        b: NoNamespace { v: 2 },
+    };
+    assert_eq!(
+        schema_of::<TopLevelTwice>()
+            .unwrap()
+            .json()
+            .matches("\"record\"")
+            .count(),
+        2
+    );
+    assert_eq!(
+        from_avro::<TopLevelTwice>(&to_avro(&t).unwrap()).unwrap(),
+        t
+    );
+}
