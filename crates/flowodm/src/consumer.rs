@@ -79,6 +79,27 @@ impl fmt::Debug for RawMessage {
 }
 
 impl RawMessage {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        topic: String,
+        partition: i32,
+        offset: i64,
+        key: Option<Vec<u8>>,
+        payload: Option<Vec<u8>>,
+        headers: Vec<(String, Option<Vec<u8>>)>,
+        timestamp: Option<i64>,
+    ) -> Self {
+        RawMessage {
+            topic,
+            partition,
+            offset,
+            key,
+            payload,
+            headers,
+            timestamp,
+        }
+    }
+
     fn from_message(m: &BorrowedMessage<'_>) -> Self {
         RawMessage {
             topic: m.topic().to_string(),
@@ -122,6 +143,9 @@ pub struct Record<T> {
     pub timestamp: Option<i64>,
     /// The registry id of the schema the value was written with.
     pub schema_id: u32,
+    /// The value's bytes as they arrived, when the consumer keeps them (consumer loops do, for
+    /// the dead-letter topic); `None` otherwise.
+    pub payload: Option<Vec<u8>>,
 }
 
 /// A message with a key and no value: on a compacted topic, the key's deletion.
@@ -187,6 +211,7 @@ type RebalanceCallback = Arc<dyn Fn(&[TopicPartition]) + Send + Sync>;
 struct Context {
     on_assign: Option<RebalanceCallback>,
     on_revoke: Option<RebalanceCallback>,
+    before_revoke: Option<RebalanceCallback>,
     auth_error: Mutex<Option<KafkaError>>,
 }
 
@@ -207,6 +232,9 @@ impl ClientContext for Context {
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            if let Some(drain) = &self.before_revoke {
+                drain(&partitions_of(tpl));
+            }
             // Offsets of processed records must not be lost with the partitions.
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 if !matches!(
@@ -249,6 +277,8 @@ pub struct ConsumerBuilder<T> {
     codec: CodecConfig,
     on_assign: Option<RebalanceCallback>,
     on_revoke: Option<RebalanceCallback>,
+    before_revoke: Option<RebalanceCallback>,
+    keep_payloads: bool,
     _model: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -273,8 +303,21 @@ impl<T: Model> ConsumerBuilder<T> {
             codec: CodecConfig::default(),
             on_assign: None,
             on_revoke: None,
+            before_revoke: None,
+            keep_payloads: false,
             _model: std::marker::PhantomData,
         }
+    }
+
+    /// Runs first when partitions are revoked, before stored offsets are committed (consumer
+    /// loops finish in-flight messages there).
+    pub(crate) fn before_revoke(
+        mut self,
+        f: impl Fn(&[TopicPartition]) + Send + Sync + 'static,
+    ) -> Self {
+        self.before_revoke = Some(Arc::new(f));
+        self.keep_payloads = true;
+        self
     }
 
     /// The consumer group (default: the model's `consumer_group`).
@@ -360,62 +403,69 @@ impl<T: Model> ConsumerBuilder<T> {
         Ok(c)
     }
 
-    fn parts(
-        self,
-    ) -> Result<(
-        rdkafka::ClientConfig,
-        Context,
-        Subscription,
-        Codec<T>,
-        usize,
-        bool,
-    )> {
+    fn parts(self) -> Result<Parts<T>> {
         let config = self.client_config()?;
         let auto_commit = config.get("enable.auto.commit") == Some("true");
         let codec = Codec::<T>::with_config(self.client.registry().clone(), self.codec)?;
         let ctx = Context {
             on_assign: self.on_assign,
             on_revoke: self.on_revoke,
+            before_revoke: self.before_revoke,
             auth_error: Mutex::new(None),
         };
-        Ok((
+        Ok(Parts {
             config,
             ctx,
-            self.subscription,
+            subscription: self.subscription,
             codec,
-            self.profile.consumer().max_poll_records,
+            batch: self.profile.consumer().max_poll_records,
             auto_commit,
-        ))
+            keep_payloads: self.keep_payloads,
+        })
     }
 
     /// Creates an async consumer and subscribes.
     pub fn build(self) -> Result<Consumer<T>> {
-        let (config, ctx, sub, codec, batch, auto_commit) = self.parts()?;
+        let p = self.parts()?;
         let inner: StreamConsumer<Context> =
-            config.create_with_context(ctx).map_err(config_error)?;
-        subscribe(&inner, &sub)?;
+            p.config.create_with_context(p.ctx).map_err(config_error)?;
+        subscribe(&inner, &p.subscription)?;
         Ok(Consumer {
             inner,
-            codec,
-            batch,
-            auto_commit,
+            codec: p.codec,
+            batch: p.batch,
+            auto_commit: p.auto_commit,
+            keep_payloads: p.keep_payloads,
             pending_store: Mutex::new(None),
         })
     }
 
     /// Creates a blocking consumer and subscribes.
     pub fn build_blocking(self) -> Result<BlockingConsumer<T>> {
-        let (config, ctx, sub, codec, batch, auto_commit) = self.parts()?;
-        let inner: BaseConsumer<Context> = config.create_with_context(ctx).map_err(config_error)?;
-        subscribe(&inner, &sub)?;
+        let p = self.parts()?;
+        let inner: BaseConsumer<Context> =
+            p.config.create_with_context(p.ctx).map_err(config_error)?;
+        subscribe(&inner, &p.subscription)?;
         Ok(BlockingConsumer {
             inner,
-            codec,
-            batch,
-            auto_commit,
+            codec: p.codec,
+            batch: p.batch,
+            auto_commit: p.auto_commit,
+            keep_payloads: p.keep_payloads,
             pending_store: Mutex::new(None),
         })
     }
+}
+
+/// What building a consumer needs, from the builder.
+struct Parts<T> {
+    config: rdkafka::ClientConfig,
+    ctx: Context,
+    subscription: Subscription,
+    codec: Codec<T>,
+    batch: usize,
+    auto_commit: bool,
+    keep_payloads: bool,
 }
 
 fn config_error(e: KafkaError) -> Error {
@@ -465,6 +515,35 @@ macro_rules! offset_methods {
         pub fn commit_async(&self, record: &Record<T>) -> Result<()> {
             let tpl = next_offset(&record.topic, record.partition, record.offset)?;
             Ok(self.inner.commit(&tpl, CommitMode::Async)?)
+        }
+
+        /// Marks the message at `offset` processed (for messages without a [`Record`], such as
+        /// tombstones); committed like [`store`](Self::store).
+        pub fn store_offset(&self, topic: &str, partition: i32, offset: i64) -> Result<()> {
+            // rd_kafka_offset_store stores the offset after the one given.
+            Ok(self.inner.store_offset(topic, partition, offset)?)
+        }
+
+        /// Decodes a record again from the bytes it kept (consumer loops retry with it).
+        pub fn redecode(&self, record: &Record<T>) -> Result<Record<T>> {
+            let payload = record
+                .payload
+                .as_deref()
+                .ok_or_else(|| Error::Deserialization {
+                    message: "the record kept no payload".into(),
+                })?;
+            let value = self.codec.decode_prepared(payload)?;
+            Ok(Record {
+                value,
+                key: record.key.clone(),
+                headers: record.headers.clone(),
+                topic: record.topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+                timestamp: record.timestamp,
+                schema_id: record.schema_id,
+                payload: record.payload.clone(),
+            })
         }
 
         /// Marks `record` processed; [`commit_stored`](Self::commit_stored), auto commit or a
@@ -597,7 +676,11 @@ macro_rules! offset_methods {
 }
 
 /// Decodes a polled message, with the writer schema already prepared.
-fn finish<T: Model>(codec: &Codec<T>, m: &BorrowedMessage<'_>) -> Result<Consumed<T>> {
+fn finish<T: Model>(
+    codec: &Codec<T>,
+    m: &BorrowedMessage<'_>,
+    keep_payload: bool,
+) -> Result<Consumed<T>> {
     let Some(payload) = m.payload() else {
         return Ok(Consumed::Tombstone(Tombstone {
             key: m.key().map(<[u8]>::to_vec),
@@ -619,6 +702,7 @@ fn finish<T: Model>(codec: &Codec<T>, m: &BorrowedMessage<'_>) -> Result<Consume
             offset: m.offset(),
             timestamp: m.timestamp().to_millis(),
             schema_id,
+            payload: keep_payload.then(|| payload.to_vec()),
         })),
         Err(source) => Err(Error::Decode {
             raw: Box::new(RawMessage::from_message(m)),
@@ -685,6 +769,7 @@ pub struct Consumer<T> {
     codec: Codec<T>,
     batch: usize,
     auto_commit: bool,
+    keep_payloads: bool,
     pending_store: Mutex<Option<(String, i32, i64)>>,
 }
 
@@ -740,7 +825,7 @@ impl<T: Model> Consumer<T> {
             }
         }
         self.remember(&m);
-        finish(&self.codec, &m)
+        finish(&self.codec, &m, self.keep_payloads)
     }
 
     /// Up to `max` messages (default: the profile's batch size), waiting at most `timeout` in all;
@@ -786,6 +871,7 @@ pub struct BlockingConsumer<T> {
     codec: Codec<T>,
     batch: usize,
     auto_commit: bool,
+    keep_payloads: bool,
     pending_store: Mutex<Option<(String, i32, i64)>>,
 }
 
@@ -832,7 +918,7 @@ impl<T: Model> BlockingConsumer<T> {
             }
         }
         self.remember(&m);
-        finish(&self.codec, &m)
+        finish(&self.codec, &m, self.keep_payloads)
     }
 
     /// Decodes an Avro-encoded key; see [`Consumer::decode_key`].

@@ -34,6 +34,7 @@ pub mod model;
 pub mod producer;
 pub mod profiles;
 pub mod registry;
+pub mod runner;
 mod util;
 pub mod wire;
 

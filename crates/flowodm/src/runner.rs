@@ -1,0 +1,877 @@
+//! Consumer loops: a long-running service that handles every message of a topic.
+//!
+//! ```no_run
+//! # async fn demo() -> flowodm::Result<()> {
+//! use flowodm::runner::{ConsumerLoop, HandlerError};
+//!
+//! #[derive(flowodm::Model, Debug)]
+//! #[flowodm(topic = "orders", consumer_group = "order-store")]
+//! struct Order { order_id: String }
+//!
+//! let client = flowodm::Client::from_env()?;
+//! let shutdown = flowodm::runner::shutdown_on_signals(); // SIGTERM / SIGINT
+//! ConsumerLoop::<Order>::builder(&client)
+//!     .max_concurrent(10)
+//!     .max_retries(3)
+//!     .run(|record| async move {
+//!         println!("storing {}", record.value.order_id);
+//!         Ok::<(), HandlerError>(())
+//!     }, shutdown)
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Delivery
+//!
+//! At-least-once by default: a message's offset is committed only when it and every earlier
+//! message of its partition have finished — handled, or sent to the dead-letter topic. Messages
+//! of one partition are handled one at a time, in offset order; up to `max_concurrent`
+//! partitions are handled at once. A crash re-delivers at most the messages that had not
+//! finished. [`Semantics::AtMostOnce`] commits a message before handling it instead.
+//!
+//! # Failures
+//!
+//! A handler returns [`HandlerError::retryable`] (the default for any error) or
+//! [`HandlerError::fatal`]. Retryable errors are retried up to `max_retries` times with
+//! exponential backoff and jitter, starting at `retry_delay`; then, like fatal errors and messages
+//! that cannot be decoded, the message goes to the dead-letter topic (default `{topic}.DLQ`) with
+//! its original key, value and headers plus:
+//!
+//! | header | value |
+//! |---|---|
+//! | `flowodm.error.kind` | `handler`, `deserialization`, … |
+//! | `flowodm.error.message` | the error's text |
+//! | `flowodm.original.topic` / `.partition` / `.offset` | where it came from |
+//! | `flowodm.attempts` | how many times the handler ran |
+//!
+//! The dead-letter write is acknowledged before the offset moves on; if it cannot be written, the
+//! loop keeps trying and never skips the message. An [`error_handler`](LoopBuilder::error_handler)
+//! can decide otherwise per failure ([`Decision`]). Tombstones are not handed to the handler; they
+//! are counted and passed over.
+//!
+//! # Lifecycle
+//!
+//! `on_startup` runs before the first poll and `on_shutdown` after the last commit — also when
+//! start-up failed. Cancelling the [`CancellationToken`] stops fetching, lets in-flight messages
+//! finish (up to `shutdown_timeout`), commits, and leaves the group. [`shutdown_on_signals`]
+//! makes a token that SIGTERM and SIGINT cancel; it works from any thread and adds to, rather than
+//! replaces, the application's own signal handling. When partitions are taken away in a
+//! rebalance, their in-flight messages finish and their offsets are committed first.
+//!
+//! # Metrics
+//!
+//! Through the `metrics` facade, labelled by `topic`: `flowodm_loop_processed_total`,
+//! `flowodm_loop_failed_total`, `flowodm_loop_retried_total`, `flowodm_loop_dead_lettered_total`,
+//! `flowodm_loop_tombstones_total` (counters) and `flowodm_loop_handler_seconds` (histogram).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::task::JoinSet;
+pub use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+use crate::consumer::{Consumed, Consumer, ConsumerBuilder, RawMessage, Record, TopicPartition};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::profiles::Profile;
+
+/// A handler's failure: retry it, or not.
+#[derive(Debug)]
+pub struct HandlerError {
+    retryable: bool,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl HandlerError {
+    /// A failure that may pass (a database briefly away): retried.
+    pub fn retryable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        HandlerError {
+            retryable: true,
+            source: e.into(),
+        }
+    }
+
+    /// A failure that will repeat (invalid data): straight to the dead-letter topic.
+    pub fn fatal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        HandlerError {
+            retryable: false,
+            source: e.into(),
+        }
+    }
+
+    /// Whether it is retried.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(e: E) -> Self {
+        HandlerError::retryable(e)
+    }
+}
+
+/// What to do with a failed message, decided by an error handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Run the handler again (after the backoff), regardless of the retry count.
+    Retry,
+    /// Pass over it: the offset moves on, nothing is written anywhere (counted as failed).
+    Skip,
+    /// Send it to the dead-letter topic.
+    DeadLetter,
+    /// Stop the loop without committing the message.
+    Stop,
+}
+
+/// A failure as the error handler sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Failure<'a> {
+    /// The message.
+    pub raw: &'a RawMessage,
+    /// How many times the handler ran (0 when the message could not be decoded).
+    pub attempts: u32,
+    /// Whether the error says a retry may help.
+    pub retryable: bool,
+    /// The error's kind (`handler`, `deserialization`, …).
+    pub kind: &'a str,
+    /// The error's text.
+    pub message: String,
+}
+
+/// When offsets are committed relative to handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Semantics {
+    /// After the message (and every earlier one of its partition) finished.
+    #[default]
+    AtLeastOnce,
+    /// Before the handler runs: a crash loses the message, never repeats it.
+    AtMostOnce,
+}
+
+type Hook = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send>> + Send>;
+type ErrorHandler = Arc<dyn Fn(&Failure<'_>) -> Decision + Send + Sync>;
+
+/// What a loop did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoopStats {
+    /// Messages handled successfully.
+    pub processed: u64,
+    /// Messages that failed for good (dead-lettered or skipped).
+    pub failed: u64,
+    /// Handler retries.
+    pub retried: u64,
+    /// Messages written to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Tombstones passed over.
+    pub tombstones: u64,
+}
+
+/// A consumer loop over the model `T`; see the [module docs](self).
+#[derive(Debug)]
+pub struct ConsumerLoop<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T: Model + Send + Sync> ConsumerLoop<T> {
+    /// Starts declaring a loop.
+    pub fn builder(client: &Client) -> LoopBuilder<T> {
+        LoopBuilder {
+            client: client.clone(),
+            consumer: client.consumer::<T>(),
+            max_concurrent: 10,
+            max_retries: 0,
+            retry_delay: Duration::from_secs(1),
+            max_retry_delay: Duration::from_secs(60),
+            poll_timeout: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(30),
+            commit_interval: Duration::from_secs(1),
+            dead_letter_topic: None,
+            semantics: Semantics::AtLeastOnce,
+            error_handler: None,
+            on_startup: None,
+            on_shutdown: None,
+        }
+    }
+}
+
+/// Declares a consumer loop; defaults as FlowODM for Python: `max_retries` 0, `retry_delay` 1 s,
+/// `poll_timeout` 1 s, `max_concurrent` 10, profile `LongRunning`.
+pub struct LoopBuilder<T> {
+    client: Client,
+    consumer: ConsumerBuilder<T>,
+    max_concurrent: usize,
+    max_retries: u32,
+    retry_delay: Duration,
+    max_retry_delay: Duration,
+    poll_timeout: Duration,
+    shutdown_timeout: Duration,
+    commit_interval: Duration,
+    dead_letter_topic: Option<String>,
+    semantics: Semantics,
+    error_handler: Option<ErrorHandler>,
+    on_startup: Option<Hook>,
+    on_shutdown: Option<Hook>,
+}
+
+impl<T> std::fmt::Debug for LoopBuilder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopBuilder")
+            .field("consumer", &self.consumer)
+            .field("max_concurrent", &self.max_concurrent)
+            .field("max_retries", &self.max_retries)
+            .field("semantics", &self.semantics)
+            .finish()
+    }
+}
+
+impl<T: Model + Send + Sync> LoopBuilder<T> {
+    /// Adjusts the consumer (group, topics, profile, properties).
+    pub fn consumer(mut self, f: impl FnOnce(ConsumerBuilder<T>) -> ConsumerBuilder<T>) -> Self {
+        self.consumer = f(self.consumer);
+        self
+    }
+
+    /// The consumer group.
+    pub fn group(self, group: impl Into<String>) -> Self {
+        let group = group.into();
+        self.consumer(|c| c.group(group))
+    }
+
+    /// The tuning profile.
+    pub fn profile(self, profile: Profile) -> Self {
+        self.consumer(|c| c.profile(profile))
+    }
+
+    /// How many partitions are handled at once (default 10).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n.max(1);
+        self
+    }
+
+    /// How many times a retryable failure is retried (default 0).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// The first retry's delay; each next one doubles, with jitter, up to 60 s (default 1 s).
+    pub fn retry_delay(mut self, d: Duration) -> Self {
+        self.retry_delay = d;
+        self
+    }
+
+    /// How long one poll waits (default 1 s).
+    pub fn poll_timeout(mut self, d: Duration) -> Self {
+        self.poll_timeout = d;
+        self
+    }
+
+    /// How long in-flight messages may take to finish at shutdown (default 30 s).
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = d;
+        self
+    }
+
+    /// How often finished offsets are committed (default 1 s; always at shutdown and rebalance).
+    pub fn commit_interval(mut self, d: Duration) -> Self {
+        self.commit_interval = d;
+        self
+    }
+
+    /// The dead-letter topic (default `{topic}.DLQ`).
+    pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.dead_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// At-least-once (default) or at-most-once.
+    pub fn semantics(mut self, s: Semantics) -> Self {
+        self.semantics = s;
+        self
+    }
+
+    /// Decides what happens to each failure (instead of retry-then-dead-letter).
+    pub fn error_handler(
+        mut self,
+        f: impl Fn(&Failure<'_>) -> Decision + Send + Sync + 'static,
+    ) -> Self {
+        self.error_handler = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs before the first poll; an error stops the loop (after `on_shutdown`).
+    pub fn on_startup<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.on_startup = Some(Box::new(move || Box::pin(f())));
+        self
+    }
+
+    /// Runs after the last commit, whatever happened before.
+    pub fn on_shutdown<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.on_shutdown = Some(Box::new(move || Box::pin(f())));
+        self
+    }
+
+    /// Runs the loop until `shutdown` is cancelled (or a handler decision stops it).
+    pub async fn run<H, Fut>(mut self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
+    where
+        H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+    {
+        let on_shutdown = self.on_shutdown.take();
+        let result = match self.on_startup.take() {
+            Some(hook) => match hook().await {
+                Ok(()) => self.run_inner(handler, shutdown).await,
+                Err(e) => Err(e),
+            },
+            None => self.run_inner(handler, shutdown).await,
+        };
+        if let Some(hook) = on_shutdown {
+            if let Err(e) = hook().await {
+                tracing::warn!(error = %e, "on_shutdown failed");
+                if result.is_ok() {
+                    return Err(e);
+                }
+            }
+        }
+        result
+    }
+
+    async fn run_inner<H, Fut>(self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
+    where
+        H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+    {
+        let state = Arc::new(Shared::default());
+        let drain_state = state.clone();
+        let grace = self.shutdown_timeout;
+        // Before partitions go, their in-flight messages finish (their offsets are then stored
+        // and committed by the consumer before it releases them).
+        let consumer = self
+            .consumer
+            .before_revoke(move |revoked| drain_state.wait_idle(revoked, grace))
+            .build()?;
+        let consumer = Arc::new(consumer);
+        let dlq = Arc::new(DeadLetters::new(
+            &self.client,
+            self.dead_letter_topic.clone(),
+        )?);
+        let ctx = Arc::new(TaskCtx {
+            handler,
+            consumer: consumer.clone(),
+            dlq,
+            state: state.clone(),
+            max_retries: self.max_retries,
+            retry_delay: self.retry_delay,
+            max_retry_delay: self.max_retry_delay,
+            semantics: self.semantics,
+            error_handler: self.error_handler.clone(),
+            stop: shutdown.child_token(),
+        });
+
+        let mut queues: HashMap<TopicPartition, VecDeque<Item<T>>> = HashMap::new();
+        let mut running: JoinSet<(TopicPartition, Result<()>)> = JoinSet::new();
+        let mut busy: std::collections::HashSet<TopicPartition> = Default::default();
+        let mut buffered = 0usize;
+        let mut paused = false;
+        let mut last_commit = Instant::now();
+        let high_water = self.max_concurrent * 4;
+        let mut failure: Option<Error> = None;
+
+        loop {
+            // Start work on idle partitions, up to max_concurrent.
+            while running.len() < self.max_concurrent {
+                let Some(tp) = queues
+                    .iter()
+                    .find(|(tp, q)| !q.is_empty() && !busy.contains(*tp))
+                    .map(|(tp, _)| tp.clone())
+                else {
+                    break;
+                };
+                let item = queues
+                    .get_mut(&tp)
+                    .and_then(VecDeque::pop_front)
+                    .expect("non-empty");
+                buffered -= 1;
+                busy.insert(tp.clone());
+                state.started(&tp);
+                let ctx = ctx.clone();
+                running.spawn(async move {
+                    let r = ctx.process(item).await;
+                    (tp, r)
+                });
+            }
+            // Backpressure: stop fetching while too much is buffered.
+            let want_pause = buffered >= high_water;
+            if want_pause != paused {
+                let parts = consumer.assignment().unwrap_or_default();
+                let r = if want_pause {
+                    consumer.pause(&parts)
+                } else {
+                    consumer.resume(&parts)
+                };
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "pausing or resuming failed");
+                }
+                paused = want_pause;
+            }
+            if last_commit.elapsed() >= self.commit_interval {
+                consumer.commit_stored()?;
+                last_commit = Instant::now();
+            }
+            if ctx.stop.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    let (tp, result) = done.map_err(|e| Error::config("runtime", e.to_string()))?;
+                    busy.remove(&tp);
+                    state.finished(&tp);
+                    if let Err(e) = result {
+                        failure = Some(e);
+                        ctx.stop.cancel();
+                    }
+                }
+                polled = consumer.consume_one(self.poll_timeout) => {
+                    let item = match polled {
+                        Ok(Consumed::Record(r)) => Some(Item::Record(r)),
+                        Ok(Consumed::Tombstone(t)) => {
+                            metrics::counter!("flowodm_loop_tombstones_total", "topic" => t.topic.clone()).increment(1);
+                            state.stats.lock().expect("stats").tombstones += 1;
+                            Some(Item::Tombstone(t))
+                        }
+                        Ok(Consumed::Timeout) => None,
+                        Err(Error::Decode { raw, source }) => Some(Item::Undecodable(raw, source)),
+                        Err(e) if e.is_retriable() => {
+                            tracing::warn!(error = %e, "poll failed; retrying");
+                            None
+                        }
+                        Err(e) => { failure = Some(e); break; }
+                    };
+                    if let Some(item) = item {
+                        let tp = item.partition();
+                        queues.entry(tp).or_default().push_back(item);
+                        buffered += 1;
+                    }
+                }
+            }
+        }
+
+        // Shutdown: no new work; let in-flight messages finish; commit; leave.
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        while !running.is_empty() {
+            match tokio::time::timeout_at(deadline, running.join_next()).await {
+                Ok(Some(Ok((tp, result)))) => {
+                    state.finished(&tp);
+                    if let (Err(e), None) = (result, &failure) {
+                        failure = Some(e);
+                    }
+                }
+                Ok(Some(Err(e))) => tracing::warn!(error = %e, "a handler task failed"),
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        in_flight = running.len(),
+                        "shutdown timeout: abandoning in-flight messages (they are not committed)"
+                    );
+                    running.abort_all();
+                    break;
+                }
+            }
+        }
+        consumer.commit_stored()?;
+        let stats = state.stats.lock().expect("stats").clone();
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
+    }
+}
+
+/// One unit of work.
+enum Item<T> {
+    Record(Record<T>),
+    Tombstone(crate::consumer::Tombstone),
+    Undecodable(Box<RawMessage>, Box<Error>),
+}
+
+impl<T> Item<T> {
+    fn partition(&self) -> TopicPartition {
+        let (topic, partition) = match self {
+            Item::Record(r) => (&r.topic, r.partition),
+            Item::Tombstone(t) => (&t.topic, t.partition),
+            Item::Undecodable(raw, _) => (&raw.topic, raw.partition),
+        };
+        TopicPartition {
+            topic: topic.clone(),
+            partition,
+        }
+    }
+}
+
+/// State shared with handler tasks and the rebalance callback.
+#[derive(Default)]
+struct Shared {
+    in_flight: Mutex<HashMap<TopicPartition, usize>>,
+    idle: Condvar,
+    stats: Mutex<LoopStats>,
+}
+
+impl Shared {
+    fn started(&self, tp: &TopicPartition) {
+        *self
+            .in_flight
+            .lock()
+            .expect("lock")
+            .entry(tp.clone())
+            .or_default() += 1;
+    }
+
+    fn finished(&self, tp: &TopicPartition) {
+        let mut m = self.in_flight.lock().expect("lock");
+        if let Some(n) = m.get_mut(tp) {
+            *n = n.saturating_sub(1);
+        }
+        self.idle.notify_all();
+    }
+
+    /// Waits until none of `partitions` has a message in flight, up to `grace`.
+    fn wait_idle(&self, partitions: &[TopicPartition], grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let mut m = self.in_flight.lock().expect("lock");
+        while partitions
+            .iter()
+            .any(|p| m.get(p).copied().unwrap_or(0) > 0)
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!("revocation: in-flight messages did not finish in time");
+                return;
+            }
+            m = self.idle.wait_timeout(m, left).expect("lock").0;
+        }
+    }
+}
+
+struct TaskCtx<T, H> {
+    handler: H,
+    consumer: Arc<Consumer<T>>,
+    dlq: Arc<DeadLetters>,
+    state: Arc<Shared>,
+    max_retries: u32,
+    retry_delay: Duration,
+    max_retry_delay: Duration,
+    semantics: Semantics,
+    error_handler: Option<ErrorHandler>,
+    stop: CancellationToken,
+}
+
+impl<T, H, Fut> TaskCtx<T, H>
+where
+    T: Model + Send + Sync,
+    H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+{
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .retry_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_retry_delay);
+        // Full jitter on the upper half: between base/2 and base.
+        let jitter: f64 = rand::random::<f64>() * 0.5 + 0.5;
+        base.mul_f64(jitter)
+    }
+
+    /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop.
+    async fn process(&self, item: Item<T>) -> Result<()> {
+        let (topic, partition, offset) = match &item {
+            Item::Record(r) => (r.topic.clone(), r.partition, r.offset),
+            Item::Tombstone(t) => (t.topic.clone(), t.partition, t.offset),
+            Item::Undecodable(raw, _) => (raw.topic.clone(), raw.partition, raw.offset),
+        };
+        let done = |this: &Self| this.consumer.store_offset(&topic, partition, offset);
+        match item {
+            Item::Tombstone(_) => done(self),
+            Item::Undecodable(raw, source) => {
+                let failure = Failure {
+                    raw: &raw,
+                    attempts: 0,
+                    retryable: false,
+                    kind: source.kind().as_str(),
+                    message: source.to_string(),
+                };
+                self.fail(&failure).await?;
+                done(self)
+            }
+            Item::Record(record) => {
+                if self.semantics == Semantics::AtMostOnce {
+                    done(self)?;
+                    self.consumer.commit_stored()?;
+                }
+                let raw = raw_of(&record);
+                let mut attempts = 0u32;
+                let mut record = Some(record);
+                loop {
+                    attempts += 1;
+                    let r = record.take().expect("a record per attempt");
+                    // A retry decodes the kept bytes again, so models need not be Clone.
+                    let again = self.consumer.redecode(&r);
+                    let started = Instant::now();
+                    let outcome = (self.handler)(r).await;
+                    metrics::histogram!("flowodm_loop_handler_seconds", "topic" => topic.clone())
+                        .record(started.elapsed().as_secs_f64());
+                    match outcome {
+                        Ok(()) => {
+                            metrics::counter!("flowodm_loop_processed_total", "topic" => topic.clone()).increment(1);
+                            self.state.stats.lock().expect("stats").processed += 1;
+                            break;
+                        }
+                        Err(e) => {
+                            let failure = Failure {
+                                raw: &raw,
+                                attempts,
+                                retryable: e.retryable,
+                                kind: "handler",
+                                message: e.to_string(),
+                            };
+                            let decision = match &self.error_handler {
+                                Some(h) => h(&failure),
+                                None if e.retryable && attempts <= self.max_retries => {
+                                    Decision::Retry
+                                }
+                                None => Decision::DeadLetter,
+                            };
+                            if decision == Decision::Retry && !self.stop.is_cancelled() {
+                                metrics::counter!("flowodm_loop_retried_total", "topic" => topic.clone()).increment(1);
+                                self.state.stats.lock().expect("stats").retried += 1;
+                                tokio::time::sleep(self.backoff(attempts - 1)).await;
+                                record = Some(again?);
+                                continue;
+                            }
+                            match decision {
+                                Decision::Stop => {
+                                    self.stop.cancel();
+                                    return Err(Error::config(
+                                        "handler",
+                                        format!("stopped by the error handler: {e}"),
+                                    ));
+                                }
+                                Decision::Skip => {
+                                    metrics::counter!("flowodm_loop_failed_total", "topic" => topic.clone()).increment(1);
+                                    self.state.stats.lock().expect("stats").failed += 1;
+                                }
+                                _ => self.dead_letter(&failure).await?,
+                            }
+                            break;
+                        }
+                    }
+                }
+                if self.semantics == Semantics::AtLeastOnce {
+                    done(self)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A message that failed without running the handler: the error handler decides, else DLQ.
+    async fn fail(&self, failure: &Failure<'_>) -> Result<()> {
+        let decision = match &self.error_handler {
+            Some(h) => h(failure),
+            None => Decision::DeadLetter,
+        };
+        match decision {
+            Decision::Stop => {
+                self.stop.cancel();
+                Err(Error::config(
+                    "handler",
+                    format!("stopped by the error handler: {}", failure.message),
+                ))
+            }
+            Decision::Skip | Decision::Retry => {
+                self.state.stats.lock().expect("stats").failed += 1;
+                Ok(())
+            }
+            Decision::DeadLetter => self.dead_letter(failure).await,
+        }
+    }
+
+    async fn dead_letter(&self, failure: &Failure<'_>) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.dlq.send(failure).await {
+                Ok(()) => break,
+                Err(e) if !self.stop.is_cancelled() => {
+                    tracing::warn!(error = %e, "writing to the dead-letter topic failed; retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        metrics::counter!("flowodm_loop_dead_lettered_total", "topic" => failure.raw.topic.clone())
+            .increment(1);
+        metrics::counter!("flowodm_loop_failed_total", "topic" => failure.raw.topic.clone())
+            .increment(1);
+        let mut s = self.state.stats.lock().expect("stats");
+        s.dead_lettered += 1;
+        s.failed += 1;
+        Ok(())
+    }
+}
+
+fn raw_of<T>(r: &Record<T>) -> RawMessage {
+    RawMessage::new(
+        r.topic.clone(),
+        r.partition,
+        r.offset,
+        r.key.clone(),
+        r.payload.clone(),
+        r.headers.clone(),
+        r.timestamp,
+    )
+}
+
+/// Writes failed messages to a dead-letter topic, waiting for the broker's acknowledgement.
+struct DeadLetters {
+    producer: FutureProducer,
+    admin: crate::admin::Admin,
+    topic: Option<String>,
+    ensured: Mutex<std::collections::HashSet<String>>,
+}
+
+impl DeadLetters {
+    fn new(client: &Client, topic: Option<String>) -> Result<Self> {
+        let producer = client
+            .kafka()
+            .clone()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .client_config()
+            .create()
+            .map_err(Error::Kafka)?;
+        Ok(DeadLetters {
+            producer,
+            admin: client.admin()?,
+            topic,
+            ensured: Mutex::default(),
+        })
+    }
+
+    /// Creates the dead-letter topic if it is missing (brokers usually do not auto-create),
+    /// with as many partitions as the topic it serves.
+    async fn ensure(&self, dlq: &str, source: &str) -> Result<()> {
+        if self.ensured.lock().expect("lock").contains(dlq) {
+            return Ok(());
+        }
+        let partitions = self
+            .admin
+            .describe_topic(source, Duration::from_secs(30))
+            .await
+            .map(|t| t.partitions.len() as i32)
+            .unwrap_or(1)
+            .max(1);
+        let spec = crate::admin::TopicSpec::new(dlq, partitions);
+        self.admin
+            .ensure_topic(&spec, Duration::from_secs(30))
+            .await?;
+        self.ensured.lock().expect("lock").insert(dlq.to_string());
+        Ok(())
+    }
+
+    async fn send(&self, f: &Failure<'_>) -> Result<()> {
+        let topic = self
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.DLQ", f.raw.topic));
+        self.ensure(&topic, &f.raw.topic).await?;
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &f.raw.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        let meta = [
+            ("flowodm.error.kind", f.kind.to_string()),
+            ("flowodm.error.message", f.message.clone()),
+            ("flowodm.original.topic", f.raw.topic.clone()),
+            ("flowodm.original.partition", f.raw.partition.to_string()),
+            ("flowodm.original.offset", f.raw.offset.to_string()),
+            ("flowodm.attempts", f.attempts.to_string()),
+        ];
+        for (k, v) in &meta {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(headers);
+        if let Some(k) = &f.raw.key {
+            rec = rec.key(k.as_slice());
+        }
+        if let Some(p) = &f.raw.payload {
+            rec = rec.payload(p.as_slice());
+        }
+        self.producer
+            .send(rec, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| Error::Kafka(e))
+    }
+}
+
+/// A token that SIGTERM and SIGINT (Ctrl-C) cancel. The signals are watched by a background task
+/// of the current tokio runtime; the application's own handlers keep working.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                    t.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received");
+        t.cancel();
+    });
+    token
+}

@@ -1,0 +1,355 @@
+//! Consumer loops against the stack: order and commits under concurrency, poison messages to the
+//! dead-letter topic, graceful shutdown without double handling, lifecycle hooks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flowodm::registry::SchemaRegistryClient;
+use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError};
+use flowodm::{Client, Error, KafkaConfig, Model};
+use flowodm_test::{bootstrap_servers, new_topic, plaintext_config, registry_url, unique_name};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[flowodm(topic = "runner-tests", key = "key", namespace = "dev.flowodm.runner")]
+struct Job {
+    key: String,
+    seq: i64,
+}
+
+fn client() -> Client {
+    Client::new(
+        KafkaConfig::new(bootstrap_servers()),
+        SchemaRegistryClient::new(&registry_url()).unwrap(),
+    )
+}
+
+async fn produce(topic: &str, n: i64) {
+    let producer = client().producer::<Job>().topic(topic).build().unwrap();
+    let jobs: Vec<Job> = (0..n)
+        .map(|seq| Job {
+            key: format!("k{}", seq % 7),
+            seq,
+        })
+        .collect();
+    for r in producer.send_many(&jobs).await {
+        r.unwrap();
+    }
+}
+
+/// The group's committed offsets, by partition.
+async fn committed(group: &str, topic: &str) -> BTreeMap<i32, Option<i64>> {
+    let lag = client()
+        .admin()
+        .unwrap()
+        .group_lag(
+            group,
+            Some(vec![topic.to_string()]),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    lag.into_iter()
+        .map(|l| (l.partition, l.committed))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitions_are_handled_in_order_and_commits_never_pass_unfinished_work() {
+    let topic = new_topic("runner-order", 3).await;
+    let total = 150;
+    produce(&topic, total).await;
+    let group = unique_name("runner-g");
+    let handled: Arc<Mutex<HashMap<i32, Vec<i64>>>> = Arc::default();
+    let in_flight: Arc<Mutex<HashMap<i32, BTreeSet<i64>>>> = Arc::default();
+    let violations = Arc::new(AtomicUsize::new(0));
+    let count = Arc::new(AtomicUsize::new(0));
+    let token = CancellationToken::new();
+
+    let h = (
+        handled.clone(),
+        in_flight.clone(),
+        count.clone(),
+        token.clone(),
+    );
+    let (g, t) = (group.clone(), topic.clone());
+    let v = violations.clone();
+    let run = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .max_concurrent(10)
+        .commit_interval(Duration::from_millis(50))
+        .run(
+            move |record| {
+                let (handled, in_flight, count, token) = h.clone();
+                let (g, t, v) = (g.clone(), t.clone(), v.clone());
+                async move {
+                    in_flight
+                        .lock()
+                        .unwrap()
+                        .entry(record.partition)
+                        .or_default()
+                        .insert(record.offset);
+                    let delay = rand::random::<u64>() % 15;
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    if record.offset % 10 == 0 {
+                        // The committed offset must never be beyond a message still in flight.
+                        let c = committed(&g, &t).await;
+                        let lowest = in_flight.lock().unwrap()[&record.partition]
+                            .iter()
+                            .next()
+                            .copied();
+                        if let (Some(Some(c)), Some(low)) = (c.get(&record.partition), lowest) {
+                            if *c > low {
+                                v.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    handled
+                        .lock()
+                        .unwrap()
+                        .entry(record.partition)
+                        .or_default()
+                        .push(record.offset);
+                    in_flight
+                        .lock()
+                        .unwrap()
+                        .get_mut(&record.partition)
+                        .unwrap()
+                        .remove(&record.offset);
+                    if count.fetch_add(1, Ordering::Relaxed) + 1 == total as usize {
+                        token.cancel();
+                    }
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            token.clone(),
+        );
+    let stats = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+    assert_eq!(stats.processed, total as u64);
+    assert_eq!(
+        violations.load(Ordering::Relaxed),
+        0,
+        "a commit passed an unfinished message"
+    );
+    let handled = handled.lock().unwrap().clone();
+    for (p, offsets) in handled.iter() {
+        let mut sorted = offsets.clone();
+        sorted.sort();
+        assert_eq!(
+            offsets, &sorted,
+            "partition {p} handled out of offset order"
+        );
+    }
+    // Everything finished is committed at shutdown.
+    let c = committed(&group, &topic).await;
+    let ends: i64 = c.values().map(|o| o.unwrap_or(0)).sum();
+    assert_eq!(ends, total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_go_to_the_dead_letter_topic_and_the_loop_goes_on() {
+    let topic = new_topic("runner-poison", 1).await;
+    let raw: FutureProducer = plaintext_config().create().unwrap();
+    let send_raw = |payload: &'static [u8]| {
+        let raw = raw.clone();
+        let topic = topic.clone();
+        async move {
+            raw.send(
+                FutureRecord::<[u8], [u8]>::to(&topic)
+                    .key(b"bad")
+                    .payload(payload)
+                    .headers(rdkafka::message::OwnedHeaders::new().insert(
+                        rdkafka::message::Header {
+                            key: "trace",
+                            value: Some(&b"t-9"[..]),
+                        },
+                    )),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    send_raw(b"corrupt, not framed").await;
+    send_raw(&[0, 0x7f, 0, 0, 9, 1, 2]).await;
+    produce(&topic, 5).await; // seq 3 always fails in the handler
+
+    let token = CancellationToken::new();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let (s, t) = (seen.clone(), token.clone());
+    let stats = ConsumerLoop::<Job>::builder(&client())
+        .group(unique_name("runner-g"))
+        .consumer(|c| c.topics([&topic]))
+        .max_retries(2)
+        .retry_delay(Duration::from_millis(10))
+        .commit_interval(Duration::from_millis(50))
+        .run(
+            move |record| {
+                let (s, t) = (s.clone(), t.clone());
+                async move {
+                    if record.value.seq == 3 {
+                        return Err(HandlerError::retryable(std::io::Error::other(
+                            "the database said no",
+                        )));
+                    }
+                    if s.fetch_add(1, Ordering::Relaxed) + 1 == 4 {
+                        t.cancel();
+                    }
+                    Ok(())
+                }
+            },
+            token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.processed, stats.dead_lettered, stats.retried),
+        (4, 3, 2)
+    );
+
+    // The dead-letter topic holds the three, with their original bytes and the error headers.
+    let dlq: BaseConsumer = plaintext_config()
+        .set("group.id", unique_name("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&format!("{topic}.DLQ")]).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < 3 && std::time::Instant::now() < deadline {
+        if let Some(m) = dlq.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let headers: HashMap<String, String> = m
+                .headers()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect();
+            got.push((
+                m.payload().map(<[u8]>::to_vec),
+                m.key().map(<[u8]>::to_vec),
+                headers,
+            ));
+        }
+    }
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].0.as_deref(), Some(&b"corrupt, not framed"[..]));
+    assert_eq!(got[0].1.as_deref(), Some(&b"bad"[..]));
+    assert_eq!(got[0].2["trace"], "t-9", "original headers are kept");
+    assert_eq!(got[0].2["flowodm.error.kind"], "deserialization");
+    assert_eq!(got[0].2["flowodm.original.topic"], topic);
+    assert_eq!(got[0].2["flowodm.original.offset"], "0");
+    assert_eq!(got[1].2["flowodm.original.offset"], "1");
+    assert!(
+        got[1].2["flowodm.error.message"].contains("unknown schema id"),
+        "{:?}",
+        got[1].2
+    );
+    assert_eq!(got[2].2["flowodm.error.kind"], "handler");
+    assert_eq!(got[2].2["flowodm.attempts"], "3");
+    assert!(got[2].2["flowodm.error.message"].contains("the database said no"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_work_and_a_restart_handles_nothing_twice() {
+    let topic = new_topic("runner-shutdown", 3).await;
+    let total = 60;
+    produce(&topic, total).await;
+    let group = unique_name("runner-g");
+    let handled: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let started = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+
+    for round in 0..2 {
+        let token = CancellationToken::new();
+        let (h, s, f, t) = (
+            handled.clone(),
+            started.clone(),
+            finished.clone(),
+            token.clone(),
+        );
+        let run = ConsumerLoop::<Job>::builder(&client())
+            .group(&group)
+            .consumer(|c| c.topics([&topic]))
+            .max_concurrent(3)
+            .run(
+                move |record| {
+                    let (h, s, f, t) = (h.clone(), s.clone(), f.clone(), t.clone());
+                    async move {
+                        s.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        let n = {
+                            let mut h = h.lock().unwrap();
+                            h.push(record.value.seq);
+                            h.len()
+                        };
+                        f.fetch_add(1, Ordering::Relaxed);
+                        // The first run is stopped part-way, as by SIGTERM; the second ends at the end.
+                        if (round == 0 && n == 20) || n == total as usize {
+                            t.cancel();
+                        }
+                        Ok::<(), HandlerError>(())
+                    }
+                },
+                token,
+            );
+        tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("the loop stops")
+            .unwrap();
+        assert_eq!(
+            started.load(Ordering::Relaxed),
+            finished.load(Ordering::Relaxed),
+            "round {round}: unfinished work"
+        );
+    }
+    let mut seqs = handled.lock().unwrap().clone();
+    let n = seqs.len();
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(
+        n,
+        seqs.len(),
+        "a message was handled twice across the restart"
+    );
+    assert_eq!(seqs, (0..total).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn on_shutdown_runs_even_when_startup_fails() {
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let err = ConsumerLoop::<Job>::builder(&client())
+        .group(unique_name("runner-g"))
+        .on_startup(|| async {
+            Err(Error::Configuration {
+                key: "db".into(),
+                message: "unreachable".into(),
+            })
+        })
+        .on_shutdown(move || async move {
+            r.store(true, Ordering::Relaxed);
+            Ok(())
+        })
+        .run(
+            |_| async { Ok::<(), HandlerError>(()) },
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Configuration { ref key, .. } if key == "db"));
+    assert!(ran.load(Ordering::Relaxed));
+}
