@@ -358,6 +358,34 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         result
     }
 
+    /// The loop for synchronous code: `handler` runs on blocking threads (so it may do blocking
+    /// I/O), and this call blocks until `shutdown` is cancelled. Do not call it from inside an
+    /// async runtime; use [`run`](Self::run) there.
+    pub fn run_blocking<H>(self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
+    where
+        H: Fn(Record<T>) -> std::result::Result<(), HandlerError> + Send + Sync + 'static,
+        T: 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::config("runtime", e.to_string()))?;
+        let handler = Arc::new(handler);
+        runtime.block_on(self.run(
+            move |record| {
+                let handler = handler.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || handler(record))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(HandlerError::fatal(format!("the handler panicked: {e}")))
+                        })
+                }
+            },
+            shutdown,
+        ))
+    }
+
     async fn run_inner<H, Fut>(self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
     where
         H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
@@ -396,7 +424,11 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         let mut buffered = 0usize;
         let mut paused = false;
         let mut last_commit = Instant::now();
-        let high_water = self.max_concurrent * 4;
+        // Pause fetching when this much is buffered, resume only when it drained to the low mark:
+        // librdkafka drops a paused partition's prefetched messages and fetches them again on
+        // resume, so pausing and resuming on every message would cost a fetch each.
+        let high_water = (self.max_concurrent * 20).max(100);
+        let low_water = self.max_concurrent * 2;
         let mut failure: Option<Error> = None;
 
         loop {
@@ -423,7 +455,11 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 });
             }
             // Backpressure: stop fetching while too much is buffered.
-            let want_pause = buffered >= high_water;
+            let want_pause = if paused {
+                buffered > low_water
+            } else {
+                buffered >= high_water
+            };
             if want_pause != paused {
                 let parts = consumer.assignment().unwrap_or_default();
                 let r = if want_pause {
