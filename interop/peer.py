@@ -67,6 +67,14 @@ def full_name(name, namespace):
     return name if "." in name or not namespace else f"{namespace}.{name}"
 
 
+def own_namespace(named_type, enclosing):
+    """The namespace of a named type's definition (and of the names used inside it)."""
+    name = named_type["name"]
+    if "." in name:
+        return name.rpartition(".")[0]
+    return named_type.get("namespace", enclosing) or ""
+
+
 class Types:
     """A schema's named types, to follow references while walking a value with its schema."""
 
@@ -81,9 +89,8 @@ class Types:
         elif isinstance(s, dict):
             t = s["type"]
             if t in NAMED:
-                name = s["name"]
-                ns = name.rpartition(".")[0] if "." in name else s.get("namespace", ns) or ""
-                self.named[full_name(name, ns)] = (s, ns)
+                ns = own_namespace(s, ns)
+                self.named[full_name(s["name"], ns)] = (s, ns)
                 for f in s.get("fields", []):
                     self._collect(f["type"], ns)
             elif t == "array":
@@ -96,6 +103,8 @@ class Types:
     def resolve(self, s, ns):
         """The definition of `s` (a reference is replaced) and the namespace inside it."""
         if isinstance(s, str) and s not in PRIMITIVES:
+            # A short name resolves in the enclosing namespace; like Java's parser, fall back to
+            # the null namespace (fastavro has parsed and accepted the schema before this runs).
             for candidate in (full_name(s, ns), s):
                 if candidate in self.named:
                     return self.named[candidate]
@@ -105,9 +114,7 @@ class Types:
             if not isinstance(t, str) or t not in PRIMITIVES | NAMED | {"array", "map"}:
                 return self.resolve(t, ns)  # {"type": <schema or reference>}
             if t in NAMED:
-                name = s["name"]
-                inner = name.rpartition(".")[0] if "." in name else s.get("namespace", ns) or ""
-                return s, inner
+                return s, own_namespace(s, ns)
         return s, ns
 
     def branch_name(self, s, ns):
@@ -170,7 +177,9 @@ def to_json(types, s, v, ns=""):
 
 def union_to_json(types, branches, v, ns):
     # The deserializer runs with return_record_name, so a record read from a union comes back as
-    # (full name, fields); every other branch has to be recognized by its Python value.
+    # (full name, fields); every other branch has to be recognized by its Python value. Branches
+    # that fastavro returns as the same Python type (int and long, string and enum, bytes and
+    # fixed) cannot be told apart here: the first one is reported.
     if v is None:
         return None
     non_null = [b for b in branches if b != "null"]
@@ -237,6 +246,9 @@ def from_json(types, s, v, ns=""):
     if logical in ("timestamp-millis", "timestamp-micros"):
         if not v.endswith("Z"):
             raise PeerError(f"a timestamp must be UTC (end in Z): {v!r}")
+        # Aware, on purpose: fastavro converts a naive datetime for timestamp-* with
+        # time.mktime, in the machine's local time zone. It also truncates sub-millisecond
+        # digits for timestamp-millis, like flowodm.
         return datetime.datetime.fromisoformat(v[:-1]).replace(tzinfo=UTC)
     if logical in ("local-timestamp-millis", "local-timestamp-micros"):
         return datetime.datetime.fromisoformat(v)
@@ -247,6 +259,9 @@ def from_json(types, s, v, ns=""):
     if logical == "uuid":
         return uuid.UUID(v)
     if logical == "decimal":
+        # fastavro writes the unscaled value in (bit_length + 8) // 8 bytes, which for some
+        # negative values is one more than the minimal two's complement (-1.28 at scale 2 is
+        # ff 80): a valid encoding that readers must accept.
         return decimal.Decimal(v)
     if t in ("bytes", "fixed"):
         return base64.b64decode(v, validate=True)
@@ -272,16 +287,19 @@ def registry(args):
 def produce(args):
     with open(args.schema, encoding="utf-8") as f:
         schema_str = f.read()
-    types = Types(json.loads(schema_str))
-    serializer = AvroSerializer(
-        registry(args),
-        schema_str,
-        conf={
-            "auto.register.schemas": True,
-            "use.latest.version": False,
-            "subject.name.strategy": lambda ctx, record_name: args.subject,
-        },
-    )
+    try:
+        types = Types(json.loads(schema_str))
+        serializer = AvroSerializer(
+            registry(args),
+            schema_str,
+            conf={
+                "auto.register.schemas": True,
+                "use.latest.version": False,
+                "subject.name.strategy": lambda ctx, record_name: args.subject,
+            },
+        )
+    except Exception as e:
+        raise PeerError(f"{args.schema}: not a schema confluent-kafka accepts: {e!r}") from e
     producer = Producer({"bootstrap.servers": args.bootstrap_servers, "acks": "all"})
     failures = []
 
@@ -310,7 +328,9 @@ def produce(args):
 
 def consume(args):
     client = registry(args)
-    deserializer = AvroDeserializer(client, return_record_name=True)
+    deserializer = AvroDeserializer(
+        client, return_record_name=True, conf={"use.latest.version": False}
+    )
     consumer = Consumer(
         {
             "bootstrap.servers": args.bootstrap_servers,
