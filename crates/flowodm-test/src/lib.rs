@@ -4,6 +4,8 @@
 //! A test that needs a service and does not find its variable fails with a message that says
 //! how to start the stack; it never passes by skipping.
 
+pub mod interop;
+
 use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};

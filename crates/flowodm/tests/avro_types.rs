@@ -85,7 +85,7 @@ fn logical_types_have_the_avro_schemas() {
     );
     assert_eq!(
         ty(11),
-        json!({"type": "fixed", "name": "fixed_16", "namespace": "", "size": 16})
+        json!({"type": "fixed", "name": "fixed_16", "size": 16})
     );
     apache_avro::Schema::parse_str(&s.to_string()).unwrap();
 }
@@ -275,4 +275,80 @@ fn a_plain_writer_value_reads_into_a_union() {
             history: vec![Payment::Points(1)]
         }
     );
+}
+
+/// Two fixed fields of one size in a namespaced record: the second refers to the first by name.
+#[derive(flowodm::Avro, Debug, Clone, PartialEq)]
+#[flowodm(namespace = "com.pipeline.types")]
+struct Digests {
+    sha: [u8; 16],
+    md5: [u8; 16],
+    maybe: Option<[u8; 16]>,
+    inner: OtherDigests,
+}
+
+/// The same fixed type in another namespace.
+#[derive(flowodm::Avro, Debug, Clone, PartialEq)]
+#[flowodm(namespace = "org.other")]
+struct OtherDigests {
+    first: [u8; 16],
+    second: [u8; 16],
+}
+
+#[test]
+fn a_fixed_used_twice_is_referred_to_by_a_name_that_resolves_in_its_namespace() {
+    // A name without a dot resolves in the enclosing namespace (Avro specification, "Names"),
+    // so a fixed defined in the null namespace could not be referred to from inside
+    // `com.pipeline.types`: strict parsers (apache-avro, fastavro) reject such a schema.
+    let s = Digests::schema_json();
+    assert_eq!(
+        s["fields"][0]["type"],
+        json!({"type": "fixed", "name": "fixed_16", "size": 16})
+    );
+    assert_eq!(s["fields"][1]["type"], json!("fixed_16"));
+    assert_eq!(s["fields"][2]["type"], json!(["null", "fixed_16"]));
+    let inner = &s["fields"][3]["type"];
+    assert_eq!(
+        inner["fields"][0]["type"],
+        json!({"type": "fixed", "name": "fixed_16", "size": 16})
+    );
+    assert_eq!(inner["fields"][1]["type"], json!("fixed_16"));
+
+    let d = Digests {
+        sha: *b"0123456789abcdef",
+        md5: [0xff; 16],
+        maybe: Some([1; 16]),
+        inner: OtherDigests {
+            first: [2; 16],
+            second: [3; 16],
+        },
+    };
+    let bytes = to_avro(&d).unwrap();
+    assert_eq!(from_avro::<Digests>(&bytes).unwrap(), d);
+    let schema = apache_avro::Schema::parse_str(schema_of::<Digests>().unwrap().json()).unwrap();
+    let value = GenericDatumReader::builder(&schema)
+        .build()
+        .unwrap()
+        .read_value(&mut &bytes[..])
+        .unwrap();
+    let Value::Record(fields) = value else {
+        panic!("{value:?}")
+    };
+    assert_eq!(fields[1].1, Value::Fixed(16, vec![0xff; 16]));
+}
+
+#[derive(flowodm::Avro, Debug, Clone, PartialEq)]
+#[flowodm(namespace = "org.other")]
+struct OneDigest {
+    first: [u8; 16],
+}
+
+#[test]
+fn a_writer_fixed_in_the_null_namespace_still_resolves() {
+    // How earlier versions named the fixed: in the null namespace.
+    let writer = r#"{"type":"record","name":"OneDigest","namespace":"org.other","fields":[
+        {"name":"first","type":{"type":"fixed","name":"fixed_16","namespace":"","size":16}}]}"#;
+    let plan = Resolution::for_type::<OneDigest>(writer).unwrap();
+    let got: OneDigest = from_avro_resolved(&[7; 16], &plan).unwrap();
+    assert_eq!(got, OneDigest { first: [7; 16] });
 }

@@ -8,7 +8,7 @@
 //! | `chrono::NaiveTime` | `int` / `time-millis` | `long` / `time-micros` |
 //! | `uuid::Uuid` | `string` / `uuid` | |
 //! | `rust_decimal::Decimal` with `#[flowodm(decimal(precision = P, scale = S))]` | `bytes` / `decimal(P, S)` | |
-//! | `[u8; N]` | `fixed` named `fixed_N`, size N | |
+//! | `[u8; N]` | `fixed` named `fixed_N` in the enclosing namespace, size N | |
 //!
 //! Millisecond encodings drop finer precision, as the Avro type demands; use `micros` to keep it.
 //! A decimal with more fractional digits than its scale, or more digits than its precision, is an
@@ -146,14 +146,18 @@ fn logical(physical: &str, logical: &str) -> Json {
 }
 
 impl<const N: usize> Avro for [u8; N] {
+    /// A fixed named `fixed_N` in the enclosing namespace. A later `[u8; N]` in that namespace
+    /// refers to it by the short name, which resolves there; a type in the null namespace could
+    /// not be referred to from inside another namespace at all (Avro specification, "Names").
     fn schema(cx: &mut SchemaContext) -> Json {
         let name = format!("fixed_{N}");
-        if !cx.define(&name) {
+        let namespace = cx.enclosing_namespace().to_string();
+        if !cx.define(&super::full_name(&namespace, &name)) {
             return Json::from(name);
         }
         let mut obj = serde_json::Map::new();
         obj.insert("type".into(), Json::from("fixed"));
-        cx.named(&mut obj, &name, "", |_, obj| {
+        cx.named(&mut obj, &name, &namespace, |_, obj| {
             obj.insert("size".into(), Json::from(N));
         });
         Json::Object(obj)
