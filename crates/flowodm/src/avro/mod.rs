@@ -10,7 +10,7 @@
 //! | `i8`, `i16`, `i32`, `u8`, `u16` | `int` (range-checked on decode) |
 //! | `i64`, `u32` | `long` |
 //! | `f32` / `f64` | `float` / `double` |
-//! | `String` | `string` |
+//! | `String`, `Cow<'static, str>`, `Box<str>`, `Arc<str>` | `string` (a borrowed `&str` field cannot be decoded into; use `Cow`) |
 //! | `Vec<u8>` | `bytes` |
 //! | `Option<T>` | `["null", T]`, default `null` |
 //! | `Vec<T>` | `array` |
@@ -401,6 +401,38 @@ impl Avro for String {
             _ => Err(unexpected_plan::<Self>(plan)),
         }
     }
+}
+
+macro_rules! string_like {
+    ($($t:ty => $from:expr),* $(,)?) => {$(
+        impl Avro for $t {
+            fn schema(_: &mut SchemaContext) -> Json {
+                Json::from("string")
+            }
+            #[inline]
+            fn encode(&self, buf: &mut Vec<u8>) -> Result<()> {
+                binary::write_bytes(buf, self.as_bytes());
+                Ok(())
+            }
+            #[inline]
+            fn decode(r: &mut Reader<'_>) -> Result<Self> {
+                r.read_str().map($from)
+            }
+            fn decode_resolved(r: &mut Reader<'_>, plan: &Plan, _: &Resolution) -> Result<Self> {
+                match plan {
+                    Plan::Promote(Promotion::BytesToString) => r.read_str().map($from),
+                    _ => Err(unexpected_plan::<Self>(plan)),
+                }
+            }
+        }
+    )*};
+}
+
+// Other string holders: `Cow<'static, str>` encodes static strings without copying them.
+string_like! {
+    std::borrow::Cow<'static, str> => |s: &str| std::borrow::Cow::Owned(s.to_owned()),
+    Box<str> => Box::from,
+    std::sync::Arc<str> => std::sync::Arc::from,
 }
 
 impl<T: Avro> Avro for Option<T> {

@@ -590,3 +590,28 @@ fn a_type_without_namespace_used_twice_inside_one_is_a_clear_error() {
         t
     );
 }
+
+#[derive(DeriveAvro, Debug, Clone, PartialEq)]
+#[flowodm(namespace = "com.pipeline.test")]
+struct Strings {
+    cow: std::borrow::Cow<'static, str>,
+    boxed: Box<str>,
+    shared: std::sync::Arc<str>,
+    plain: String,
+}
+
+#[test]
+fn every_string_holder_is_an_avro_string() {
+    let v = Strings {
+        cow: std::borrow::Cow::Borrowed("static text"),
+        boxed: "boxed".into(),
+        shared: "shared".into(),
+        plain: "plain".into(),
+    };
+    let schema = Strings::schema_json();
+    for i in 0..4 {
+        assert_eq!(schema["fields"][i]["type"], "string");
+    }
+    let bytes = to_avro(&v).unwrap();
+    assert_eq!(from_avro::<Strings>(&bytes).unwrap(), v);
+}
