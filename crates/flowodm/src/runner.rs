@@ -473,7 +473,11 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 paused = want_pause;
             }
             if last_commit.elapsed() >= self.commit_interval {
-                consumer.commit_stored()?;
+                // A failed periodic commit (coordinator moving, rebalance in progress) loses
+                // nothing: the offsets stay stored and go with the next commit.
+                if let Err(e) = consumer.commit_stored() {
+                    tracing::warn!(error = %e, "committing finished offsets failed; retrying at the next interval");
+                }
                 last_commit = Instant::now();
             }
             if ctx.stop.is_cancelled() {
@@ -647,7 +651,15 @@ where
             Item::Tombstone(t) => (t.topic.clone(), t.partition, t.offset),
             Item::Undecodable(raw, _) => (raw.topic.clone(), raw.partition, raw.offset),
         };
-        let done = |this: &Self| this.consumer.store_offset(&topic, partition, offset);
+        // Storing fails only for a partition this member no longer holds (its revocation timed
+        // out): the new owner re-delivers the message, which at-least-once allows; not a reason
+        // to stop the loop.
+        let done = |this: &Self| {
+            if let Err(e) = this.consumer.store_offset(&topic, partition, offset) {
+                tracing::warn!(error = %e, topic, partition, offset, "storing a finished offset failed");
+            }
+            Ok::<(), Error>(())
+        };
         match item {
             Item::Tombstone(_) => done(self),
             Item::Undecodable(raw, source) => {

@@ -382,27 +382,6 @@ impl Avro for f64 {
     }
 }
 
-impl Avro for String {
-    fn schema(_: &mut SchemaContext) -> Json {
-        Json::from("string")
-    }
-    #[inline]
-    fn encode(&self, buf: &mut Vec<u8>) -> Result<()> {
-        binary::write_bytes(buf, self.as_bytes());
-        Ok(())
-    }
-    #[inline]
-    fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        r.read_str().map(str::to_owned)
-    }
-    fn decode_resolved(r: &mut Reader<'_>, plan: &Plan, _: &Resolution) -> Result<Self> {
-        match plan {
-            Plan::Promote(Promotion::BytesToString) => r.read_str().map(str::to_owned),
-            _ => Err(unexpected_plan::<Self>(plan)),
-        }
-    }
-}
-
 macro_rules! string_like {
     ($($t:ty => $from:expr),* $(,)?) => {$(
         impl Avro for $t {
@@ -428,8 +407,9 @@ macro_rules! string_like {
     )*};
 }
 
-// Other string holders: `Cow<'static, str>` encodes static strings without copying them.
+// String holders; `Cow<'static, str>` encodes static strings without copying them.
 string_like! {
+    String => str::to_owned,
     std::borrow::Cow<'static, str> => |s: &str| std::borrow::Cow::Owned(s.to_owned()),
     Box<str> => Box::from,
     std::sync::Arc<str> => std::sync::Arc::from,
