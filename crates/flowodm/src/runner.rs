@@ -24,10 +24,18 @@
 //! # Delivery
 //!
 //! At-least-once by default: a message's offset is committed only when it and every earlier
-//! message of its partition have finished — handled, or sent to the dead-letter topic. Messages
-//! of one partition are handled one at a time, in offset order; up to `max_concurrent`
-//! partitions are handled at once. A crash re-delivers at most the messages that had not
+//! message of its partition have finished — handled, or sent to the dead-letter topic (a
+//! per-partition contiguous watermark). A crash re-delivers at most the messages that had not
 //! finished. [`Semantics::AtMostOnce`] commits a message before handling it instead.
+//!
+//! # Ordering and concurrency
+//!
+//! Up to `max_concurrent` messages are handled at once. By default ([`OrderBy::Partition`])
+//! messages of one partition are handled one at a time, in offset order, so at most one message
+//! per assigned partition is in flight. [`OrderBy::Key`] only keeps the order of messages with
+//! the same key (messages without a key share one lane per partition): a topic with few
+//! partitions and many keys — orders keyed by customer — then gets real concurrency, and the
+//! watermark still never commits past an unfinished message.
 //!
 //! # Failures
 //!
@@ -56,7 +64,13 @@
 //! finish (up to `shutdown_timeout`), commits, and leaves the group. [`shutdown_on_signals`]
 //! makes a token that SIGTERM and SIGINT cancel; it works from any thread and adds to, rather than
 //! replaces, the application's own signal handling. When partitions are taken away in a
-//! rebalance, their in-flight messages finish and their offsets are committed first.
+//! rebalance, their in-flight messages finish and their offsets are committed first; messages
+//! of those partitions that were fetched but not started are dropped (the new owner reads them
+//! from the committed offset). This wait happens inside librdkafka's rebalance callback, which
+//! runs in the poll on the loop's runtime: on a current-thread runtime the handlers could not
+//! progress meanwhile, so there the loop does not wait and the new owner may handle the
+//! unfinished messages again (at-least-once still holds). Use a multi-thread runtime (tokio's
+//! default) for services that rebalance often.
 //!
 //! # Metrics
 //!
@@ -64,7 +78,7 @@
 //! `flowodm_loop_failed_total`, `flowodm_loop_retried_total`, `flowodm_loop_dead_lettered_total`,
 //! `flowodm_loop_tombstones_total` (counters) and `flowodm_loop_handler_seconds` (histogram).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -163,6 +177,18 @@ pub enum Semantics {
     AtMostOnce,
 }
 
+/// Which messages must be handled one after another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OrderBy {
+    /// All messages of a partition, in offset order (one in flight per partition).
+    #[default]
+    Partition,
+    /// Messages with the same key (within a partition), in offset order; different keys run
+    /// concurrently.
+    Key,
+}
+
 type Hook = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send>> + Send>;
 type ErrorHandler = Arc<dyn Fn(&Failure<'_>) -> Decision + Send + Sync>;
 
@@ -201,6 +227,7 @@ impl<T: Model + Send + Sync> ConsumerLoop<T> {
             commit_interval: Duration::from_secs(1),
             dead_letter_topic: None,
             semantics: Semantics::AtLeastOnce,
+            order_by: OrderBy::Partition,
             error_handler: None,
             on_startup: None,
             on_shutdown: None,
@@ -222,6 +249,7 @@ pub struct LoopBuilder<T> {
     commit_interval: Duration,
     dead_letter_topic: Option<String>,
     semantics: Semantics,
+    order_by: OrderBy,
     error_handler: Option<ErrorHandler>,
     on_startup: Option<Hook>,
     on_shutdown: Option<Hook>,
@@ -234,6 +262,7 @@ impl<T> std::fmt::Debug for LoopBuilder<T> {
             .field("max_concurrent", &self.max_concurrent)
             .field("max_retries", &self.max_retries)
             .field("semantics", &self.semantics)
+            .field("order_by", &self.order_by)
             .finish()
     }
 }
@@ -256,7 +285,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         self.consumer(|c| c.profile(profile))
     }
 
-    /// How many partitions are handled at once (default 10).
+    /// How many messages are handled at once (default 10); see [`order_by`](Self::order_by).
     pub fn max_concurrent(mut self, n: usize) -> Self {
         self.max_concurrent = n.max(1);
         self
@@ -301,6 +330,26 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
     /// At-least-once (default) or at-most-once.
     pub fn semantics(mut self, s: Semantics) -> Self {
         self.semantics = s;
+        self
+    }
+
+    /// Which messages keep their order: all of a partition (default) or those with one key.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flowodm::Client) -> flowodm::Result<()> {
+    /// use flowodm::runner::{ConsumerLoop, HandlerError, OrderBy};
+    /// # #[derive(flowodm::Model)]
+    /// # #[flowodm(topic = "orders", key = "customer_id", consumer_group = "store")]
+    /// # struct Order { order_id: String, customer_id: String }
+    /// ConsumerLoop::<Order>::builder(&client)
+    ///     .order_by(OrderBy::Key) // one customer's orders in order, customers in parallel
+    ///     .max_concurrent(200)
+    ///     .run(|_record| async { Ok::<(), HandlerError>(()) }, Default::default())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn order_by(mut self, order: OrderBy) -> Self {
+        self.order_by = order;
         self
     }
 
@@ -393,12 +442,18 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
     {
         let state = Arc::new(Shared::default());
         let drain_state = state.clone();
-        let grace = self.shutdown_timeout;
-        // Before partitions go, their in-flight messages finish (their offsets are then stored
-        // and committed by the consumer before it releases them).
+        // The revocation drain runs inside the poll; on a current-thread runtime the handlers
+        // cannot progress while it waits (see the module docs).
+        let grace = match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => Duration::ZERO,
+            _ => self.shutdown_timeout,
+        };
+        // Before partitions go, fetched-but-unstarted messages are dropped and in-flight ones
+        // finish (their offsets are then stored and committed by the consumer before it releases
+        // them).
         let consumer = self
             .consumer
-            .before_revoke(move |revoked| drain_state.wait_idle(revoked, grace))
+            .before_revoke(move |revoked| drain_state.revoke(revoked, grace))
             .build()?;
         let consumer = Arc::new(consumer);
         let dlq = Arc::new(DeadLetters::new(
@@ -418,9 +473,12 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             stop: shutdown.child_token(),
         });
 
-        let mut queues: HashMap<TopicPartition, VecDeque<Item<T>>> = HashMap::new();
-        let mut running: JoinSet<(TopicPartition, Result<()>)> = JoinSet::new();
-        let mut busy: std::collections::HashSet<TopicPartition> = Default::default();
+        // Work waits in lanes: one per partition, or per (partition, key). A lane runs one item
+        // at a time; `ready` lists the lanes that have work and none running.
+        let mut lanes: HashMap<Lane, VecDeque<Queued<T>>> = HashMap::new();
+        let mut ready: VecDeque<Lane> = VecDeque::new();
+        let mut running: JoinSet<(Lane, Result<()>)> = JoinSet::new();
+        let mut busy: HashSet<Lane> = HashSet::new();
         let mut buffered = 0usize;
         let mut paused = false;
         let mut last_commit = Instant::now();
@@ -432,26 +490,27 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         let mut failure: Option<Error> = None;
 
         loop {
-            // Start work on idle partitions, up to max_concurrent.
+            // Start work on ready lanes, up to max_concurrent.
             while running.len() < self.max_concurrent {
-                let Some(tp) = queues
-                    .iter()
-                    .find(|(tp, q)| !q.is_empty() && !busy.contains(*tp))
-                    .map(|(tp, _)| tp.clone())
-                else {
-                    break;
+                let Some(lane) = ready.pop_front() else { break };
+                let Some(queued) = lanes.get_mut(&lane).and_then(VecDeque::pop_front) else {
+                    lanes.remove(&lane);
+                    continue;
                 };
-                let item = queues
-                    .get_mut(&tp)
-                    .and_then(VecDeque::pop_front)
-                    .expect("non-empty");
                 buffered -= 1;
-                busy.insert(tp.clone());
-                state.started(&tp);
+                if !state.is_current(&queued.tp, queued.epoch) {
+                    // Fetched before its partition was revoked: the new owner reads it again.
+                    requeue(&mut lanes, &mut ready, lane);
+                    continue;
+                }
+                state.started(&queued.tp);
+                busy.insert(lane.clone());
                 let ctx = ctx.clone();
                 running.spawn(async move {
-                    let r = ctx.process(item).await;
-                    (tp, r)
+                    let Queued { item, tp, epoch } = queued;
+                    let r = ctx.process(item, &tp, epoch).await;
+                    ctx.state.finished(&tp);
+                    (lane, r)
                 });
             }
             // Backpressure: stop fetching while too much is buffered.
@@ -486,9 +545,9 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             tokio::select! {
                 _ = ctx.stop.cancelled() => break,
                 Some(done) = running.join_next(), if !running.is_empty() => {
-                    let (tp, result) = done.map_err(|e| Error::config("runtime", e.to_string()))?;
-                    busy.remove(&tp);
-                    state.finished(&tp);
+                    let (lane, result) = done.map_err(|e| Error::config("runtime", e.to_string()))?;
+                    busy.remove(&lane);
+                    requeue(&mut lanes, &mut ready, lane);
                     if let Err(e) = result {
                         failure = Some(e);
                         ctx.stop.cancel();
@@ -512,8 +571,21 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                     };
                     if let Some(item) = item {
                         let tp = item.partition();
-                        queues.entry(tp).or_default().push_back(item);
+                        let epoch = state.received(&tp, item.offset());
+                        let lane = Lane {
+                            key: match self.order_by {
+                                OrderBy::Key => item.key().map(<[u8]>::to_vec),
+                                OrderBy::Partition => None,
+                            },
+                            tp: tp.clone(),
+                        };
+                        let queue = lanes.entry(lane.clone()).or_default();
+                        let idle = queue.is_empty() && !busy.contains(&lane);
+                        queue.push_back(Queued { item, tp, epoch });
                         buffered += 1;
+                        if idle {
+                            ready.push_back(lane);
+                        }
                     }
                 }
             }
@@ -523,8 +595,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         while !running.is_empty() {
             match tokio::time::timeout_at(deadline, running.join_next()).await {
-                Ok(Some(Ok((tp, result)))) => {
-                    state.finished(&tp);
+                Ok(Some(Ok((_, result)))) => {
                     if let (Err(e), None) = (result, &failure) {
                         failure = Some(e);
                     }
@@ -571,15 +642,130 @@ impl<T> Item<T> {
     }
 }
 
+impl<T> Item<T> {
+    fn offset(&self) -> i64 {
+        match self {
+            Item::Record(r) => r.offset,
+            Item::Tombstone(t) => t.offset,
+            Item::Undecodable(raw, _) => raw.offset,
+        }
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        match self {
+            Item::Record(r) => r.key.as_deref(),
+            Item::Tombstone(t) => t.key.as_deref(),
+            Item::Undecodable(raw, _) => raw.key.as_deref(),
+        }
+    }
+}
+
+/// Items that must run one after another: a partition, or a key within a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Lane {
+    tp: TopicPartition,
+    key: Option<Vec<u8>>,
+}
+
+/// An item waiting in its lane, with the assignment epoch of its partition when it arrived.
+struct Queued<T> {
+    item: Item<T>,
+    tp: TopicPartition,
+    epoch: u64,
+}
+
+/// After a lane's item finished or was dropped: back in line if it has more, else forgotten.
+fn requeue<T>(
+    lanes: &mut HashMap<Lane, VecDeque<Queued<T>>>,
+    ready: &mut VecDeque<Lane>,
+    lane: Lane,
+) {
+    if lanes.get(&lane).is_some_and(|q| !q.is_empty()) {
+        ready.push_back(lane);
+    } else {
+        lanes.remove(&lane);
+    }
+}
+
+/// A partition's unfinished offsets and the next offset to commit once they are done.
+#[derive(Default)]
+struct Watermark {
+    epoch: u64,
+    /// The previous epoch while a revocation waits for its in-flight messages.
+    draining: Option<u64>,
+    pending: BTreeSet<i64>,
+    /// One past the highest finished offset.
+    next: i64,
+}
+
 /// State shared with handler tasks and the rebalance callback.
 #[derive(Default)]
 struct Shared {
     in_flight: Mutex<HashMap<TopicPartition, usize>>,
     idle: Condvar,
     stats: Mutex<LoopStats>,
+    /// Per partition: unfinished offsets, and how often it was revoked (its epoch).
+    marks: Mutex<HashMap<TopicPartition, Watermark>>,
 }
 
 impl Shared {
+    /// A message arrived: it is unfinished until [`complete`](Self::complete). Returns the
+    /// partition's epoch.
+    fn received(&self, tp: &TopicPartition, offset: i64) -> u64 {
+        let mut marks = self.marks.lock().expect("lock");
+        let mark = marks.entry(tp.clone()).or_default();
+        mark.pending.insert(offset);
+        mark.epoch
+    }
+
+    fn is_current(&self, tp: &TopicPartition, epoch: u64) -> bool {
+        self.marks
+            .lock()
+            .expect("lock")
+            .get(tp)
+            .is_some_and(|m| m.epoch == epoch)
+    }
+
+    /// A message finished; returns the offset up to which everything finished when that moved
+    /// (the last finished offset of the contiguous run), to be stored for the commit.
+    fn complete(&self, tp: &TopicPartition, epoch: u64, offset: i64) -> Option<i64> {
+        let mut marks = self.marks.lock().expect("lock");
+        let mark = marks
+            .get_mut(tp)
+            .filter(|m| m.epoch == epoch || m.draining == Some(epoch))?;
+        if !mark.pending.remove(&offset) {
+            return None;
+        }
+        mark.next = mark.next.max(offset + 1);
+        let done_before = mark.pending.first().copied().unwrap_or(mark.next);
+        (done_before > 0).then_some(done_before - 1)
+    }
+
+    /// Partitions are being taken away: drop their unstarted messages (a new epoch), and wait
+    /// until their in-flight ones finished, up to `grace`.
+    fn revoke(&self, partitions: &[TopicPartition], grace: Duration) {
+        {
+            let mut marks = self.marks.lock().expect("lock");
+            for tp in partitions {
+                let mark = marks.entry(tp.clone()).or_default();
+                mark.draining = Some(mark.epoch);
+                mark.epoch += 1;
+            }
+        }
+        // In-flight messages still store their offsets (the consumer commits right after);
+        // the dropped ones stay unfinished, so the watermark stops before them.
+        self.wait_idle(partitions, grace);
+        let mut marks = self.marks.lock().expect("lock");
+        for tp in partitions {
+            if let Some(mark) = marks.get_mut(tp) {
+                *mark = Watermark {
+                    epoch: mark.epoch,
+                    ..Watermark::default()
+                };
+            }
+        }
+    }
+
     fn started(&self, tp: &TopicPartition) {
         *self
             .in_flight
@@ -645,7 +831,7 @@ where
     }
 
     /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop.
-    async fn process(&self, item: Item<T>) -> Result<()> {
+    async fn process(&self, item: Item<T>, tp: &TopicPartition, epoch: u64) -> Result<()> {
         let (topic, partition, offset) = match &item {
             Item::Record(r) => (r.topic.clone(), r.partition, r.offset),
             Item::Tombstone(t) => (t.topic.clone(), t.partition, t.offset),
@@ -655,8 +841,10 @@ where
         // out): the new owner re-delivers the message, which at-least-once allows; not a reason
         // to stop the loop.
         let done = |this: &Self| {
-            if let Err(e) = this.consumer.store_offset(&topic, partition, offset) {
-                tracing::warn!(error = %e, topic, partition, offset, "storing a finished offset failed");
+            if let Some(upto) = this.state.complete(tp, epoch, offset) {
+                if let Err(e) = this.consumer.store_offset(&topic, partition, upto) {
+                    tracing::warn!(error = %e, topic, partition, offset = upto, "storing a finished offset failed");
+                }
             }
             Ok::<(), Error>(())
         };
@@ -922,4 +1110,64 @@ pub fn shutdown_on_signals() -> CancellationToken {
         t.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition {
+            topic: "t".into(),
+            partition: p,
+        }
+    }
+
+    #[test]
+    fn the_watermark_moves_only_over_a_contiguous_finished_run() {
+        let s = Shared::default();
+        let e = (10..15).map(|o| s.received(&tp(0), o)).last().unwrap();
+        // 12 and 11 finish before 10: nothing may be committed past 10 yet.
+        assert_eq!(s.complete(&tp(0), e, 12), Some(9));
+        assert_eq!(s.complete(&tp(0), e, 11), Some(9));
+        // 10 finishes: 10..=12 are done, 13 is not.
+        assert_eq!(s.complete(&tp(0), e, 10), Some(12));
+        assert_eq!(s.complete(&tp(0), e, 14), Some(12));
+        assert_eq!(s.complete(&tp(0), e, 13), Some(14));
+        // A second completion of one offset changes nothing.
+        assert_eq!(s.complete(&tp(0), e, 13), None);
+        // Other partitions are independent.
+        let e1 = s.received(&tp(1), 0);
+        assert_eq!(s.complete(&tp(1), e1, 0), Some(0));
+    }
+
+    #[test]
+    fn a_revocation_drops_unstarted_messages_and_ignores_late_completions() {
+        let s = Shared::default();
+        let old = s.received(&tp(0), 5);
+        s.received(&tp(0), 6);
+        s.revoke(&[tp(0)], Duration::ZERO);
+        assert!(
+            !s.is_current(&tp(0), old),
+            "queued messages of a revoked partition are stale"
+        );
+        // Reassigned later: fresh offsets, a new epoch; a stale completion does not count.
+        let new = s.received(&tp(0), 5);
+        assert_ne!(new, old);
+        assert_eq!(s.complete(&tp(0), old, 5), None);
+        assert_eq!(s.complete(&tp(0), new, 5), Some(5));
+    }
+
+    #[test]
+    fn in_flight_work_of_a_revoked_partition_still_stores_its_offset_while_draining() {
+        let s = Arc::new(Shared::default());
+        let e = s.received(&tp(0), 7);
+        s.started(&tp(0));
+        let s2 = s.clone();
+        let drain = std::thread::spawn(move || s2.revoke(&[tp(0)], Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(s.complete(&tp(0), e, 7), Some(7));
+        s.finished(&tp(0));
+        drain.join().unwrap();
+    }
 }

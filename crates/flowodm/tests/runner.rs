@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flowodm::registry::SchemaRegistryClient;
-use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError};
+use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError, OrderBy};
 use flowodm::{Client, Error, KafkaConfig, Model};
 use flowodm_test::{bootstrap_servers, new_topic, plaintext_config, registry_url, unique_name};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -152,6 +152,116 @@ async fn partitions_are_handled_in_order_and_commits_never_pass_unfinished_work(
     let c = committed(&group, &topic).await;
     let ends: i64 = c.values().map(|o| o.unwrap_or(0)).sum();
     assert_eq!(ends, total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_ordering_runs_keys_in_parallel_keeps_each_keys_order_and_the_watermark() {
+    let topic = new_topic("runner-keys", 3).await;
+    let total: i64 = 600;
+    let producer = client().producer::<Job>().topic(&topic).build().unwrap();
+    let jobs: Vec<Job> = (0..total)
+        .map(|seq| Job {
+            key: format!("customer-{}", seq % 40),
+            seq,
+        })
+        .collect();
+    for r in producer.send_many(&jobs).await {
+        r.unwrap();
+    }
+    let group = unique_name("runner-keys-g");
+    let by_key: Arc<Mutex<HashMap<String, Vec<i64>>>> = Arc::default();
+    let in_flight: Arc<Mutex<HashMap<i32, BTreeSet<i64>>>> = Arc::default();
+    let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let violations = Arc::new(AtomicUsize::new(0));
+    let count = Arc::new(AtomicUsize::new(0));
+    let token = CancellationToken::new();
+    let shared = (
+        by_key.clone(),
+        in_flight.clone(),
+        now.clone(),
+        peak.clone(),
+        violations.clone(),
+        count.clone(),
+        token.clone(),
+        group.clone(),
+        topic.clone(),
+    );
+    let run = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .order_by(OrderBy::Key)
+        .max_concurrent(25)
+        .commit_interval(Duration::from_millis(50))
+        .run(
+            move |record| {
+                let (by_key, in_flight, now, peak, v, count, token, g, t) = shared.clone();
+                async move {
+                    let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(running, Ordering::SeqCst);
+                    in_flight
+                        .lock()
+                        .unwrap()
+                        .entry(record.partition)
+                        .or_default()
+                        .insert(record.offset);
+                    tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 20)).await;
+                    if record.value.seq % 25 == 0 {
+                        let c = committed(&g, &t).await;
+                        let lowest = in_flight.lock().unwrap()[&record.partition]
+                            .first()
+                            .copied();
+                        if let (Some(Some(c)), Some(low)) = (c.get(&record.partition), lowest) {
+                            if *c > low {
+                                v.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    by_key
+                        .lock()
+                        .unwrap()
+                        .entry(record.value.key.clone())
+                        .or_default()
+                        .push(record.value.seq);
+                    in_flight
+                        .lock()
+                        .unwrap()
+                        .get_mut(&record.partition)
+                        .unwrap()
+                        .remove(&record.offset);
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    if count.fetch_add(1, Ordering::Relaxed) + 1 == total as usize {
+                        token.cancel();
+                    }
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            token.clone(),
+        );
+    let stats = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+    assert_eq!(stats.processed, total as u64);
+    let by_key = by_key.lock().unwrap().clone();
+    assert_eq!(by_key.len(), 40);
+    for (key, seqs) in &by_key {
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs, &sorted, "{key} handled out of order");
+        assert_eq!(seqs.len(), 15, "{key} handled a wrong number of times");
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        peak > 3 && peak <= 25,
+        "keys of 3 partitions ran {peak} at once (want more than 3, at most 25)"
+    );
+    assert_eq!(
+        violations.load(Ordering::Relaxed),
+        0,
+        "a commit passed an unfinished message"
+    );
+    let c = committed(&group, &topic).await;
+    assert_eq!(c.values().map(|o| o.unwrap_or(0)).sum::<i64>(), total);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
