@@ -165,7 +165,7 @@ pub struct UploadSchemaArgs {
     #[arg(long)]
     pub subject: String,
     /// Set the subject's compatibility level first
-    #[arg(long, value_enum, value_name = "LEVEL")]
+    #[arg(long, value_enum, value_name = "LEVEL", ignore_case = true)]
     pub compatibility: Option<Level>,
 }
 
