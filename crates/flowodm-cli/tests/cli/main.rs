@@ -6,4 +6,5 @@ mod docs;
 mod kafka;
 mod registry;
 mod roundtrip;
+mod terminal;
 mod usage;

@@ -337,3 +337,35 @@ fn the_registry_can_come_from_a_config_file_and_flags_win() {
         .stderr(predicate::str::contains("typo.toml"))
         .stderr(predicate::str::contains("uri"));
 }
+
+#[test]
+fn registry_user_info_is_checked_and_sent() {
+    // The stack's registry does not ask for credentials, so good ones pass through.
+    flowodm()
+        .args(["--registry-user-info", "alice:secret", "list-subjects"])
+        .assert()
+        .success();
+    // Connection flags also go after the subcommand.
+    bare()
+        .args([
+            "list-subjects",
+            "--registry-url",
+            &registry_url(),
+            "--registry-user-info",
+            "a:b",
+        ])
+        .assert()
+        .success();
+    flowodm()
+        .args(["--registry-user-info", "no-colon", "list-subjects"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        ))
+        .stderr(predicate::str::contains("must have the form user:password"))
+        .stderr(predicate::str::contains(
+            "hint: check SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO (or --registry-user-info)",
+        ))
+        .stderr(predicate::str::contains("no-colon").not());
+}

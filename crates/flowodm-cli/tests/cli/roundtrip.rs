@@ -342,3 +342,91 @@ fn produce_needs_a_schema_and_a_topic() {
         .code(2)
         .stderr(predicate::str::contains("hint: list the topics"));
 }
+
+#[test]
+fn ctrl_c_stops_a_follower_and_commits_what_it_printed() {
+    use std::io::BufRead;
+
+    let topic = topic("cli-sigint", 2);
+    let group = unique_name("cli-sigint");
+    register(
+        &format!("{topic}-value"),
+        r#"{"type":"record","name":"N","fields":[{"name":"n","type":"long"}]}"#,
+    );
+    flowodm()
+        .args(["produce", "--topic", &topic, "--key-field", "n"])
+        .write_stdin("{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n")
+        .assert()
+        .success();
+    let mut follower = std::process::Command::new(binary())
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers())
+        .env("SCHEMA_REGISTRY_URL", registry_url())
+        .args([
+            "consume",
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--from-beginning",
+            "--follow",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        lines.next().unwrap().unwrap();
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = follower.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "Ctrl-C is a normal end");
+    let text = stdout_of(flowodm().args(["groups", "describe", &group, "--output", "json"]));
+    let rows: Vec<Json> = serde_json::from_str(&text).unwrap();
+    let sum = |key: &str| rows.iter().map(|r| r[key].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(sum("committed"), 3, "{rows:?}");
+    assert_eq!(sum("lag"), 0);
+}
+
+#[test]
+fn tombstones_print_as_null() {
+    let topic = topic("cli-tomb", 1);
+    register(
+        &format!("{topic}-value"),
+        r#"{"type":"record","name":"N","fields":[{"name":"n","type":"long"}]}"#,
+    );
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers())
+        .create()
+        .unwrap();
+    producer
+        .send(BaseRecord::<str, ()>::to(&topic).key("gone"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    // A key that is not UTF-8 prints as code points, one per byte.
+    producer
+        .send(BaseRecord::<[u8], ()>::to(&topic).key(&[0xff, 0x41][..]))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    flowodm()
+        .args(["consume", "--topic", &topic, "--from-beginning"])
+        .assert()
+        .success()
+        .stdout("null\nnull\n");
+    let out = stdout_of(flowodm().args([
+        "consume",
+        "--topic",
+        &topic,
+        "--from-beginning",
+        "--metadata",
+    ]));
+    let got = parse_lines(&out);
+    assert_eq!(got[0]["key"], "gone");
+    assert_eq!(got[0]["value"], Json::Null);
+    assert_eq!(got[0]["schema_id"], Json::Null);
+    assert_eq!(got[1]["key"], "\u{ff}A");
+}
