@@ -16,7 +16,7 @@ Every error is one line on stderr starting with `error:`, often followed by a `h
 /// Typed, schema-first Kafka from the shell: schema registry, topics, groups, produce and
 /// consume JSON as Avro.
 #[derive(Debug, Parser)]
-#[command(name = "flowodm", version, about, after_help = EXIT_CODES)]
+#[command(name = "flowodm", version, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Where Kafka and the registry are, and how to log in.
     #[command(flatten)]

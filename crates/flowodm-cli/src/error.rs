@@ -146,3 +146,67 @@ pub fn one_line(error: &anyhow::Error) -> String {
     }
     text
 }
+
+/// A clap usage error as one line plus a hint: clap's own text spreads it over several lines
+/// (details, a usage line, "For more information, try '--help'").
+pub fn usage_error(rendered: &str) -> (String, String) {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid command line");
+    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    let mut details = Vec::new();
+    let mut usage = None;
+    for l in lines {
+        if let Some(u) = l.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if !l.starts_with("For more information") {
+            details.push(
+                l.trim_start_matches("tip: ")
+                    .trim_matches(['[', ']'])
+                    .to_string(),
+            );
+        }
+    }
+    if message.ends_with(':') && !details.is_empty() {
+        message = format!("{message} {}", details.join(", "));
+        details.clear();
+    }
+    let hint = match (details.is_empty(), usage) {
+        (false, _) => details.join("; "),
+        (true, Some(u)) => format!("usage: {u}"),
+        (true, None) => "see `flowodm --help`".to_string(),
+    };
+    (message, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_become_one_line_and_a_hint() {
+        let cases = [
+            (
+                "error: invalid value 'xml' for '--output <OUTPUT>'\n  [possible values: table, json]\n\nFor more information, try '--help'.\n",
+                "invalid value 'xml' for '--output <OUTPUT>'",
+                "possible values: table, json",
+            ),
+            (
+                "error: the following required arguments were not provided:\n  --topic <TOPIC>\n\nUsage: flowodm consume --topic <TOPIC>\n\nFor more information, try '--help'.\n",
+                "the following required arguments were not provided: --topic <TOPIC>",
+                "usage: flowodm consume --topic <TOPIC>",
+            ),
+            (
+                "error: unexpected argument '--topci' found\n\n  tip: a similar argument exists: '--topic'\n\nUsage: flowodm consume --topic <TOPIC>\n",
+                "unexpected argument '--topci' found",
+                "a similar argument exists: '--topic'",
+            ),
+            ("error: odd\n", "odd", "see `flowodm --help`"),
+        ];
+        for (rendered, message, hint) in cases {
+            assert_eq!(
+                usage_error(rendered),
+                (message.to_string(), hint.to_string())
+            );
+        }
+    }
+}

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 pub use cli::Cli;
 use cli::{Command, GroupsCommand, TopicsCommand};
-pub use error::{exit_code, hint, one_line};
+pub use error::{exit_code, hint, one_line, usage_error};
 
 /// The exit status of a command that ran to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

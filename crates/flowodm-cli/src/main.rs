@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() -> ExitCode {
     // A bug must still end as one line, not a backtrace.
@@ -18,8 +18,21 @@ fn main() -> ExitCode {
         eprintln!("error: internal error: {}", what.replace('\n', " "));
         eprintln!("hint: this is a bug in flowodm; please report it with the command you ran");
     }));
-    let cli = match std::panic::catch_unwind(flowodm_cli::Cli::parse) {
-        Ok(cli) => cli,
+    let cli = match std::panic::catch_unwind(flowodm_cli::Cli::try_parse) {
+        Ok(Ok(cli)) => cli,
+        // --help and --version; a bare `flowodm` prints the help and exits 2.
+        Ok(Err(e))
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Ok(Err(e)) => {
+            let (message, hint) = flowodm_cli::usage_error(&e.render().to_string());
+            eprintln!("error: {message}");
+            eprintln!("hint: {hint}");
+            return ExitCode::from(2);
+        }
         Err(_) => return ExitCode::from(2),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()

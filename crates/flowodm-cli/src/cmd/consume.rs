@@ -155,7 +155,8 @@ pub async fn run(ctx: &Context, args: ConsumeArgs) -> anyhow::Result<Outcome> {
                     return Err(e.into());
                 }
             }
-            Err(reason) => {
+            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Message(reason)) => {
                 failed += 1;
                 let _ = out.flush();
                 progress.finish();
@@ -196,6 +197,14 @@ fn commit(
     Ok(())
 }
 
+/// Why a message was not printed.
+enum Failure {
+    /// This message cannot be decoded; the next may.
+    Message(String),
+    /// No message can be: stop.
+    Fatal(anyhow::Error),
+}
+
 /// Decodes values by schema id, fetching each schema from the registry once.
 struct Decoder {
     registry: SchemaRegistryClient,
@@ -211,15 +220,16 @@ impl Decoder {
     }
 
     /// The message as a JSON line, or why it cannot be decoded.
-    async fn line(&mut self, m: &BorrowedMessage<'_>, metadata: bool) -> Result<String, String> {
+    async fn line(&mut self, m: &BorrowedMessage<'_>, metadata: bool) -> Result<String, Failure> {
         let (value, schema_id) = match m.payload() {
             None => ("null".to_string(), None),
             Some(payload) => {
-                let framed = flowodm::wire::parse(payload).map_err(|e| e.to_string())?;
+                let framed =
+                    flowodm::wire::parse(payload).map_err(|e| Failure::Message(e.to_string()))?;
                 let codec = self.codec(framed.schema_id).await?;
-                let value = codec
-                    .decode(framed.datum)
-                    .map_err(|e| format!("schema id {}: {e}", framed.schema_id))?;
+                let value = codec.decode(framed.datum).map_err(|e| {
+                    Failure::Message(format!("schema id {}: {e}", framed.schema_id))
+                })?;
                 (value, Some(framed.schema_id))
             }
         };
@@ -249,19 +259,23 @@ impl Decoder {
         ))
     }
 
-    async fn codec(&mut self, id: u32) -> Result<Rc<AvroJson>, String> {
+    async fn codec(&mut self, id: u32) -> Result<Rc<AvroJson>, Failure> {
         if let Some(c) = self.codecs.get(&id) {
             return Ok(c.clone());
         }
-        let schema = self
-            .registry
-            .schema(id)
-            .await
-            .map_err(|e| format!("schema id {id}: {e}"))?;
+        let schema = self.registry.schema(id).await.map_err(|e| {
+            // An unreachable registry fails every message alike: stop, as for any runtime
+            // error, rather than report each one.
+            if matches!(e, flowodm::Error::RegistryTransport { .. }) {
+                Failure::Fatal(anyhow::Error::new(e).context(format!("schema id {id}")))
+            } else {
+                Failure::Message(format!("schema id {id}: {e}"))
+            }
+        })?;
         let codec = Rc::new(
             schemas::codec(&self.registry, &schema)
                 .await
-                .map_err(|e| format!("schema id {id}: {e:#}"))?,
+                .map_err(|e| Failure::Message(format!("schema id {id}: {e:#}")))?,
         );
         self.codecs.insert(id, codec.clone());
         Ok(codec)

@@ -262,6 +262,16 @@ fn undecodable_messages_are_reported_and_counted() {
         ));
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     assert_eq!(stderr.lines().count(), 3, "{stderr}");
+
+    // An unreachable registry is not a per-message failure: the run stops, exit status 2.
+    flowodm()
+        .args(["consume", "--topic", &topic, "--from-beginning"])
+        .args(["--registry-url", "http://127.0.0.1:9"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("error: schema id "))
+        .stderr(predicate::str::contains("hint: check --registry-url"));
 }
 
 #[test]

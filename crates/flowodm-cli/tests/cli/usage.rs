@@ -72,7 +72,10 @@ fn wrong_flag_values_exit_2() {
             .assert()
             .code(2)
             .stderr(predicate::str::contains(*message))
-            .stderr(predicate::str::contains("panicked").not());
+            .stderr(predicate::str::contains("panicked").not())
+            .stderr(predicate::function(|e: &str| {
+                e.lines().count() == 2 && e.starts_with("error: ") && e.contains("\nhint: ")
+            }));
     }
 }
 
@@ -125,6 +128,12 @@ fn help_documents_the_exit_status_and_the_environment() {
     ] {
         bare().args(sub).assert().success();
     }
+    // Without a subcommand: the help, as a usage error.
+    bare()
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("Commands:"))
+        .stderr(predicate::str::contains("Exit status:"));
     bare()
         .arg("--version")
         .assert()
