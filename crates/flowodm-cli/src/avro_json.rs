@@ -789,6 +789,30 @@ mod tests {
     }
 
     #[test]
+    fn numbers_print_as_their_avro_type() {
+        let schema = r#"{"type":"record","name":"F","fields":[
+            {"name":"d","type":"double"},{"name":"f","type":"float"},{"name":"l","type":"long"}]}"#;
+        let codec = AvroJson::parse(schema, &[]).unwrap();
+        let mut buf = Vec::new();
+        codec
+            .encode(&json!({"d": 2, "f": 0.1, "l": -7}), &mut buf)
+            .unwrap();
+        // A whole double keeps its `.0`; a float prints as the shortest text of the f32.
+        assert_eq!(codec.decode(&buf).unwrap(), r#"{"d":2.0,"f":0.1,"l":-7}"#);
+        buf.clear();
+        codec
+            .encode(
+                &json!({"d": "-Infinity", "f": "Infinity", "l": 0}),
+                &mut buf,
+            )
+            .unwrap();
+        assert_eq!(
+            codec.decode(&buf).unwrap(),
+            r#"{"d":"-Infinity","f":"Infinity","l":0}"#
+        );
+    }
+
+    #[test]
     fn corrupt_or_short_data_is_an_error() {
         let codec = AvroJson::parse(EVENT, &[]).unwrap();
         let mut buf = Vec::new();

@@ -100,6 +100,10 @@ pub async fn run(ctx: &Context, args: ConsumeArgs) -> anyhow::Result<Outcome> {
         if args.max.is_some_and(|max| count >= max) {
             break;
         }
+        if args.follow && last_commit.elapsed() > COMMIT_EVERY {
+            commit(&consumer, &args, &next_offsets, CommitMode::Async)?;
+            last_commit = Instant::now();
+        }
         let received = tokio::select! {
             m = consumer.recv() => Some(m),
             _ = tokio::time::sleep(Duration::from_millis(200)) => None,
@@ -110,10 +114,6 @@ pub async fn run(ctx: &Context, args: ConsumeArgs) -> anyhow::Result<Outcome> {
                 if out.flush().is_err() {
                     closed = true;
                     break;
-                }
-                if args.follow && last_commit.elapsed() > COMMIT_EVERY {
-                    commit(&consumer, &args, &next_offsets, CommitMode::Async)?;
-                    last_commit = Instant::now();
                 }
                 continue;
             }
