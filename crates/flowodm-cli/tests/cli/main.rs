@@ -1,0 +1,10 @@
+//! The `flowodm` binary against the stack's Kafka and schema registry: every command, its
+//! failure paths, a produce → consume round trip, and the examples of docs/cli.md.
+
+mod common;
+mod docs;
+mod kafka;
+mod registry;
+mod roundtrip;
+mod terminal;
+mod usage;
