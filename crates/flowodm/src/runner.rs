@@ -482,11 +482,12 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         let mut buffered = 0usize;
         let mut paused = false;
         let mut last_commit = Instant::now();
-        // Pause fetching when this much is buffered, resume only when it drained to the low mark:
-        // librdkafka drops a paused partition's prefetched messages and fetches them again on
-        // resume, so pausing and resuming on every message would cost a fetch each.
+        // Stop fetching when this much is buffered; once paused, resume only when it drained to
+        // the low mark: librdkafka drops a paused partition's prefetched messages and fetches
+        // them again on resume, so pausing and resuming on every message would cost a fetch each.
         let high_water = (self.max_concurrent * 20).max(100);
         let low_water = self.max_concurrent * 2;
+        let mut full_since: Option<tokio::time::Instant> = None;
         let mut failure: Option<Error> = None;
 
         loop {
@@ -513,11 +514,23 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                     (lane, r)
                 });
             }
-            // Backpressure: stop fetching while too much is buffered.
+            // Backpressure, in two steps. While too much is buffered the loop stops asking for
+            // messages: librdkafka's own prefetch queue fills and its fetcher waits, which costs
+            // nothing when handlers catch up within milliseconds. Only if the buffer stays full
+            // for `PAUSE_AFTER` are the partitions paused, so that polling can go on (serving
+            // rebalances, keeping the group membership under max.poll.interval.ms); a paused
+            // partition takes up to a second to flow again, so fast handlers should never get
+            // there.
+            let full = buffered >= high_water;
+            match (full, full_since) {
+                (true, None) => full_since = Some(tokio::time::Instant::now()),
+                (false, Some(_)) => full_since = None,
+                _ => {}
+            }
             let want_pause = if paused {
                 buffered > low_water
             } else {
-                buffered >= high_water
+                full_since.is_some_and(|t| t.elapsed() >= PAUSE_AFTER)
             };
             if want_pause != paused {
                 let parts = consumer.assignment().unwrap_or_default();
@@ -531,6 +544,8 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 }
                 paused = want_pause;
             }
+            let fetch = paused || !full;
+            let pause_at = full_since.map_or_else(tokio::time::Instant::now, |t| t + PAUSE_AFTER);
             if last_commit.elapsed() >= self.commit_interval {
                 // A failed periodic commit (coordinator moving, rebalance in progress) loses
                 // nothing: the offsets stay stored and go with the next commit.
@@ -553,7 +568,8 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                         ctx.stop.cancel();
                     }
                 }
-                polled = consumer.consume_one(self.poll_timeout) => {
+                _ = tokio::time::sleep_until(pause_at), if !fetch => {}
+                polled = consumer.consume_one(self.poll_timeout), if fetch => {
                     let item = match polled {
                         Ok(Consumed::Record(r)) => Some(Item::Record(r)),
                         Ok(Consumed::Tombstone(t)) => {
@@ -620,6 +636,9 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         }
     }
 }
+
+/// How long the buffer may stay full, with the loop not polling, before partitions are paused.
+const PAUSE_AFTER: Duration = Duration::from_millis(500);
 
 /// One unit of work.
 enum Item<T> {
