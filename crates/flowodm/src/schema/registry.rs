@@ -41,10 +41,23 @@ pub async fn check_subject(
 ) -> Result<CompatibilityReport> {
     let level = match level {
         Some(l) => l,
-        None => registry.effective_compatibility(subject).await?,
+        None => subject_level(registry, subject).await?,
     };
     let previous = subject_versions(registry, subject).await?;
     Ok(check_compatibility(new, &previous, level))
+}
+
+/// The level the registry applies to `subject`: its own, else the global one (also for a
+/// subject that does not exist yet, which some registries answer with "subject not found").
+async fn subject_level(
+    registry: &SchemaRegistryClient,
+    subject: &str,
+) -> Result<CompatibilityLevel> {
+    match registry.effective_compatibility(subject).await {
+        Ok(level) => Ok(level),
+        Err(e) if e.is_not_found() => registry.global_compatibility().await,
+        Err(e) => Err(e),
+    }
 }
 
 /// The local verdict and the registry's verdict on one schema, side by side.
@@ -113,7 +126,7 @@ pub async fn compare_with_registry(
     new: &AvroSchema,
     level: Option<CompatibilityLevel>,
 ) -> Result<Verdicts> {
-    let registry_level = registry.effective_compatibility(subject).await?;
+    let registry_level = subject_level(registry, subject).await?;
     let level = level.unwrap_or(registry_level);
     let previous = subject_versions(registry, subject).await?;
     let local = check_compatibility(new, &previous, level);
@@ -198,6 +211,17 @@ impl ModelSchemas {
         self.entries.push(Entry {
             type_name: std::any::type_name::<T>(),
             subject: T::SETTINGS.subject().into_owned(),
+            schema: model_schema::<T>,
+        });
+        self
+    }
+
+    /// The list with the model `T` added under another subject than its own, for applications
+    /// that register value schemas under their own naming scheme.
+    pub fn with_subject<T: Model>(mut self, subject: impl Into<String>) -> Self {
+        self.entries.push(Entry {
+            type_name: std::any::type_name::<T>(),
+            subject: subject.into(),
             schema: model_schema::<T>,
         });
         self
