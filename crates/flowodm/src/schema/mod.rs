@@ -100,3 +100,8 @@ pub use validate::{validate, validate_against_registry, validate_type, Finding, 
 
 #[cfg(test)]
 mod tests;
+
+/// The examples of `docs/schema-tools.md`, compiled and run as doctests so the page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../../docs/schema-tools.md")]
+pub struct SchemaToolsDoctests;
