@@ -11,8 +11,8 @@
 
 use flowodm::registry::{CompatibilityLevel, Schema, SchemaRegistryClient, Version};
 use flowodm::schema::{
-    check_subject, compare_with_registry, validate_against_registry, AvroSchema, Breaks,
-    ModelSchemas, Origin,
+    check_dir, check_subject, compare_with_registry, validate_against_registry, validate_dir,
+    AvroSchema, Breaks, ModelSchemas, Origin,
 };
 use flowodm_test::{registry_url, unique_name};
 
@@ -346,7 +346,7 @@ async fn the_ci_check_reports_every_model() {
     assert_eq!(report.subjects.len(), 2);
     assert!(report
         .to_string()
-        .starts_with("2 model(s) checked, 0 incompatible"));
+        .starts_with("2 schema(s) checked, 0 incompatible"));
 
     // A breaking release is caught, by both checks, with the reason.
     let models = ModelSchemas::new()
@@ -386,4 +386,37 @@ async fn the_ci_check_reports_every_model() {
         .unwrap();
     let report = flowodm::schema::validate(&exported[0], &stored);
     assert!(report.is_valid() && report.warnings.is_empty(), "{report}");
+
+    // The exported directory is checked without the application's types.
+    let dir = tempfile::tempdir().unwrap();
+    ModelSchemas::new()
+        .with_subject::<app::OrderV2>(&orders)
+        .with_subject::<app::OrderBroken>(&fresh)
+        .export_dir(dir.path())
+        .unwrap();
+    let report = check_dir(&registry, dir.path(), None).await.unwrap();
+    assert!(report.is_ok(), "{report}");
+    // Files come in file name order: the fresh subject's, then the orders subject's.
+    assert!(
+        report.subjects[1]
+            .model
+            .ends_with(&format!("{orders}.avsc")),
+        "{report}"
+    );
+    assert_eq!(
+        report.subjects[1].verdicts.local.checked,
+        [format!("{orders} v1")]
+    );
+    let reports = validate_dir(&registry, dir.path()).await.unwrap();
+    let subjects: Vec<&str> = reports.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(subjects, [fresh.as_str(), orders.as_str()]);
+    // v2 adds a field the stored v1 lacks; the fresh subject has nothing stored.
+    assert_eq!(
+        reports[1].1.errors[0].to_string(),
+        format!("Order.currency: field is in the model but not in {orders} v1")
+    );
+    assert_eq!(
+        reports[0].1.errors[0].message,
+        "the registry has no version of this subject"
+    );
 }

@@ -111,9 +111,10 @@ impl AvroSchema {
     /// `order.avsc` whose field has type `"shop.Address"`, defined in `address.avsc`), in the
     /// order given.
     ///
-    /// A file may use the top-level named type of any other file. A file whose top-level schema
-    /// is not a named type (a union, an array) may use the others' types but cannot be used by
-    /// them. Two files defining the same name, or a name no file defines, fail.
+    /// A file may use the top-level named type of any other file, also in cycles. Files that
+    /// stand alone (such as those [`ModelSchemas::export_dir`](super::ModelSchemas::export_dir)
+    /// writes) may define the same nested types as others. A name no file defines, or an invalid
+    /// file, fails with an [`Error::SchemaFile`] naming the file to fix.
     pub fn from_files<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Result<Vec<Self>> {
         let files: Vec<(PathBuf, String)> = paths
             .into_iter()
@@ -122,45 +123,71 @@ impl AvroSchema {
                 read(&p).map(|text| (p, text))
             })
             .collect::<Result<_>>()?;
-        let is_named = |text: &str| {
-            serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-                .is_some_and(|t| matches!(t.as_str(), "record" | "error" | "enum" | "fixed"))
+        let own_name = |text: &str| -> Option<String> {
+            let v: serde_json::Value = serde_json::from_str(text).ok()?;
+            let kind = v.get("type")?.as_str()?;
+            if !matches!(kind, "record" | "error" | "enum" | "fixed") {
+                return None;
+            }
+            let name = v.get("name")?.as_str()?;
+            Some(match v.get("namespace").and_then(|n| n.as_str()) {
+                Some(ns) if !name.contains('.') && !ns.is_empty() => format!("{ns}.{name}"),
+                _ => name.to_string(),
+            })
         };
-        let named: Vec<&(PathBuf, String)> = files.iter().filter(|(_, t)| is_named(t)).collect();
-        let named_texts: Vec<&str> = named.iter().map(|(_, t)| t.as_str()).collect();
-        let parsed_named = match Schema::parse_list(&named_texts) {
-            Ok(list) => list,
-            Err(e) => return Err(blame(&files, &named_texts, e)),
+        let names: Vec<Option<String>> = files.iter().map(|(_, t)| own_name(t)).collect();
+        // The named files other than `i` (and than those defining the same name as `i`).
+        let deps = |i: usize, among: &dyn Fn(usize) -> bool| -> Vec<&str> {
+            (0..files.len())
+                .filter(|&j| j != i && among(j) && names[j].is_some() && names[j] != names[i])
+                .map(|j| files[j].1.as_str())
+                .collect()
         };
-        let mut out = Vec::with_capacity(files.len());
-        let mut next_named = parsed_named.iter();
-        for (path, text) in &files {
-            let root = if is_named(text) {
-                next_named
-                    .next()
-                    .cloned()
-                    .expect("one parsed schema per named file")
-            } else {
-                Schema::parse_str_with_list(text, &named_texts)
-                    .map(|(root, _)| root)
-                    .map_err(|e| avro_error(path, e))?
-            };
-            out.push((root, text.clone(), Origin::File(path.clone())));
+        let mut parsed: Vec<Option<(Schema, Vec<Schema>)>> = files
+            .iter()
+            .map(|(_, t)| Schema::parse_str(t).ok().map(|s| (s, Vec::new())))
+            .collect();
+        // Files that need others join once the ones they use are parsed.
+        loop {
+            let mut progress = false;
+            for i in 0..files.len() {
+                if parsed[i].is_some() {
+                    continue;
+                }
+                let good = |j: usize| parsed[j].is_some();
+                let list = deps(i, &good);
+                if let Ok(found) = Schema::parse_str_with_list(&files[i].1, &list) {
+                    parsed[i] = Some(found);
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
         }
-        let mut names = Names::new();
-        for s in parsed_named.iter().chain(out.iter().map(|(s, _, _)| s)) {
-            collect_names(s, &mut names);
+        // Cycles (types that use each other): parse every named file at once, one per name.
+        if parsed.iter().any(Option::is_none) {
+            let mut seen = std::collections::HashSet::new();
+            let unique: Vec<usize> = (0..files.len())
+                .filter(|&j| names[j].as_ref().is_some_and(|n| seen.insert(n.clone())))
+                .collect();
+            let texts: Vec<&str> = unique.iter().map(|&j| files[j].1.as_str()).collect();
+            if let Ok(all) = Schema::parse_list(&texts) {
+                for (k, &j) in unique.iter().enumerate() {
+                    if parsed[j].is_none() {
+                        parsed[j] = Some((all[k].clone(), all.clone()));
+                    }
+                }
+            }
         }
-        let names = Arc::new(names);
-        let set: Vec<Self> = out
+        if parsed.iter().any(Option::is_none) {
+            return Err(blame(&files, &names, &parsed));
+        }
+        let set: Vec<Self> = files
             .into_iter()
-            .map(|(root, json, origin)| AvroSchema {
-                root,
-                names: names.clone(),
-                json,
-                origin,
+            .zip(parsed.into_iter().flatten())
+            .map(|((path, json), (root, others))| {
+                Self::assemble(root, &others, json, Origin::File(path))
             })
             .collect();
         for s in &set {
@@ -363,52 +390,48 @@ fn avro_error(path: &Path, e: apache_avro::Error) -> Error {
     }
 }
 
-/// Finds the file a failed set parse is about. Files that parse with the ones already known
-/// join them until none does; of the rest, the culprit is a file whose own error does not name
-/// a type of another failing file (that error is then a consequence, not a cause).
-fn blame(files: &[(PathBuf, String)], named: &[&str], e: apache_avro::Error) -> Error {
-    let mut good: Vec<&str> = Vec::new();
-    let mut rest: Vec<&(PathBuf, String)> = files
-        .iter()
-        .filter(|(_, t)| named.contains(&t.as_str()))
+/// The error for the file to fix among those that did not parse: one whose own error does not
+/// name the type of another failing file (such an error is a consequence, not a cause).
+fn blame(
+    files: &[(PathBuf, String)],
+    names: &[Option<String>],
+    parsed: &[Option<(Schema, Vec<Schema>)>],
+) -> Error {
+    let good: Vec<&str> = (0..files.len())
+        .filter(|&j| parsed[j].is_some() && names[j].is_some())
+        .map(|j| files[j].1.as_str())
         .collect();
-    loop {
-        let before = rest.len();
-        rest.retain(|(_, text)| {
-            if Schema::parse_str_with_list(text, &good).is_ok() {
-                good.push(text);
-                false
-            } else {
-                true
-            }
-        });
-        if rest.len() == before {
-            break;
-        }
-    }
-    let defined = |text: &str| -> Vec<String> {
-        let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-        let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("");
-        let short = name.rsplit('.').next().unwrap_or(name).to_string();
-        vec![name.to_string(), short]
+    let failing: Vec<usize> = (0..files.len()).filter(|&i| parsed[i].is_none()).collect();
+    let errors: Vec<(usize, apache_avro::Error)> = failing
+        .iter()
+        .filter_map(|&i| {
+            let list: Vec<&str> = good
+                .iter()
+                .copied()
+                .filter(|t| *t != files[i].1.as_str())
+                .collect();
+            Schema::parse_str_with_list(&files[i].1, &list)
+                .err()
+                .map(|e| (i, e))
+        })
+        .collect();
+    let mentions_other_failing = |i: usize, msg: &str| {
+        failing.iter().any(|&j| {
+            j != i
+                && names[j].as_deref().is_some_and(|full| {
+                    let short = full.rsplit('.').next().unwrap_or(full);
+                    msg.contains(full) || msg.contains(short)
+                })
+        })
     };
-    let errors: Vec<(&PathBuf, apache_avro::Error)> = rest
+    let culprit = errors
         .iter()
-        .filter_map(|(p, t)| Schema::parse_str_with_list(t, &good).err().map(|e| (p, e)))
-        .collect();
-    let culprit = errors.iter().position(|(p, err)| {
-        let msg = err.to_string();
-        rest.iter()
-            .filter(|(q, _)| q != *p)
-            .all(|(_, t)| defined(t).iter().all(|n| n.is_empty() || !msg.contains(n)))
-    });
-    match culprit.or(if errors.is_empty() { None } else { Some(0) }) {
-        Some(i) => {
-            let (path, err) = errors.into_iter().nth(i).expect("index in range");
-            avro_error(path, err)
-        }
+        .position(|(i, e)| !mentions_other_failing(*i, &e.to_string()))
+        .unwrap_or(0);
+    match errors.into_iter().nth(culprit) {
+        Some((i, e)) => avro_error(&files[i].0, e),
         None => Error::Schema {
-            message: format!("the schema files do not form a valid set: {e}"),
+            message: "the schema files do not form a valid set".into(),
         },
     }
 }

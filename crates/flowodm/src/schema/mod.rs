@@ -79,7 +79,8 @@
 //! - [`compare_with_registry`] returns the local verdict and the registry's side by side;
 //!   [`check_subject`] checks locally against a subject's stored versions.
 //! - [`ModelSchemas`] lists an application's models to check them all against the registry, or
-//!   export their schemas, in one call. See `docs/schema-tools.md`.
+//!   export their schemas, in one call; [`check_dir`] and [`validate_dir`] do the same for an
+//!   exported directory. See `docs/schema-tools.md`.
 
 mod compat;
 mod load;
@@ -93,8 +94,8 @@ pub use compat::{
 };
 pub use load::{AvroSchema, Origin};
 pub use registry::{
-    check_subject, compare_with_registry, subject_versions, ModelSchemas, RegistryCheck,
-    SubjectCheck, Verdicts,
+    check_dir, check_subject, compare_with_registry, subject_versions, validate_dir, ModelSchemas,
+    RegistryCheck, SubjectCheck, Verdicts,
 };
 pub use validate::{validate, validate_against_registry, validate_type, Finding, ValidationReport};
 

@@ -5,7 +5,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::compat::{check_compatibility, CompatibilityReport};
-use super::load::AvroSchema;
+use super::load::{AvroSchema, Origin};
+use super::validate::{validate, Finding, ValidationReport};
 use crate::error::{Error, Result};
 use crate::registry::{
     CompatibilityCheck, CompatibilityLevel, Schema, SchemaRegistryClient, Version,
@@ -292,7 +293,7 @@ impl ModelSchemas {
             let schema = (e.schema)()?;
             let verdicts = compare_with_registry(registry, &e.subject, &schema, level).await?;
             subjects.push(SubjectCheck {
-                model: e.type_name,
+                model: e.type_name.to_string(),
                 verdicts,
             });
         }
@@ -300,12 +301,84 @@ impl ModelSchemas {
     }
 }
 
+/// Checks every `<subject>.avsc` file of `dir` (as [`ModelSchemas::export_dir`] writes them)
+/// against the subject named by its file name, like [`ModelSchemas::check_registry`] does for
+/// models: locally at `level` (`None`: each subject's own level) and with the registry's test.
+///
+/// ```no_run
+/// # async fn demo() -> flowodm::Result<()> {
+/// let registry = flowodm::registry::SchemaRegistryClient::from_env()?;
+/// let report = flowodm::schema::check_dir(&registry, "target/schemas", None).await?;
+/// if !report.is_ok() {
+///     eprintln!("{report}");
+///     std::process::exit(1);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn check_dir(
+    registry: &SchemaRegistryClient,
+    dir: impl AsRef<Path>,
+    level: Option<CompatibilityLevel>,
+) -> Result<RegistryCheck> {
+    let mut subjects = Vec::new();
+    for schema in AvroSchema::from_dir(dir)? {
+        let (subject, source) = subject_of(&schema);
+        let verdicts = compare_with_registry(registry, &subject, &schema, level).await?;
+        subjects.push(SubjectCheck {
+            model: source,
+            verdicts,
+        });
+    }
+    Ok(RegistryCheck { subjects })
+}
+
+/// Validates every `<subject>.avsc` file of `dir` strictly against the latest version of the
+/// subject named by its file name: one report per file, in file name order. A subject without
+/// versions is an error in its report.
+pub async fn validate_dir(
+    registry: &SchemaRegistryClient,
+    dir: impl AsRef<Path>,
+) -> Result<Vec<(String, ValidationReport)>> {
+    let mut out = Vec::new();
+    for schema in AvroSchema::from_dir(dir)? {
+        let (subject, source) = subject_of(&schema);
+        let report = match AvroSchema::from_registry(registry, &subject, Version::Latest).await {
+            Ok(stored) => validate(&schema, &stored),
+            Err(e) if e.is_not_found() => ValidationReport {
+                model: source,
+                expected: subject.clone(),
+                errors: vec![Finding {
+                    path: subject.clone(),
+                    message: "the registry has no version of this subject".into(),
+                }],
+                warnings: Vec::new(),
+            },
+            Err(e) => return Err(e),
+        };
+        out.push((subject, report));
+    }
+    Ok(out)
+}
+
+/// The subject a schema file stands for (its file name without `.avsc`), and the file's name.
+fn subject_of(schema: &AvroSchema) -> (String, String) {
+    match schema.origin() {
+        Origin::File(p) => (
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            p.display().to_string(),
+        ),
+        o => (String::new(), o.to_string()),
+    }
+}
+
 /// One model's result in a [`RegistryCheck`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SubjectCheck {
-    /// The model's Rust type.
-    pub model: &'static str,
+    /// The model's Rust type, or the file the schema came from.
+    pub model: String,
     /// The local and registry verdicts for its subject.
     pub verdicts: Verdicts,
 }
@@ -335,7 +408,7 @@ impl fmt::Display for RegistryCheck {
         let bad = self.failures().count();
         write!(
             f,
-            "{} model(s) checked, {} incompatible",
+            "{} schema(s) checked, {} incompatible",
             self.subjects.len(),
             bad
         )?;

@@ -933,6 +933,46 @@ fn a_directory_of_files_resolves_references_across_files() {
 }
 
 #[test]
+fn files_may_use_each_other_in_a_cycle() {
+    let dir = temp_dir("cycle");
+    std::fs::write(
+        dir.path().join("a.avsc"),
+        r#"{"type":"record","name":"A","namespace":"c","fields":[{"name":"b","type":["null","c.B"],"default":null}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.avsc"),
+        r#"{"type":"record","name":"B","namespace":"c","fields":[{"name":"a","type":["null","c.A"],"default":null}]}"#,
+    )
+    .unwrap();
+    let set = AvroSchema::from_dir(dir.path()).unwrap();
+    let canonical = set[0].canonical_form().unwrap();
+    assert!(
+        canonical.contains(r#""name":"c.B","type":"record""#),
+        "{canonical}"
+    );
+    assert!(check_compatibility(&set[0], &set[..1], L::FullTransitive).is_compatible());
+}
+
+#[test]
+fn self_contained_files_may_repeat_names() {
+    // Exported model schemas each carry their nested types, and two versions of one record may
+    // sit side by side.
+    let dir = temp_dir("repeat");
+    let with_address = |name: &str| {
+        format!(
+            r#"{{"type":"record","name":"{name}","namespace":"shop","fields":[{{"name":"home","type":{ADDRESS}}}]}}"#
+        )
+    };
+    std::fs::write(dir.path().join("customers.avsc"), with_address("Customer")).unwrap();
+    std::fs::write(dir.path().join("shops.avsc"), with_address("Shop")).unwrap();
+    std::fs::write(dir.path().join("shops-v2.avsc"), with_address("Shop")).unwrap();
+    let set = AvroSchema::from_dir(dir.path()).unwrap();
+    assert_eq!(set.len(), 3);
+    assert!(set[1].canonical_form().unwrap().contains("shop.Address"));
+}
+
+#[test]
 fn a_non_record_file_may_use_the_others_types() {
     let dir = temp_dir("union");
     std::fs::write(dir.path().join("address.avsc"), ADDRESS).unwrap();
