@@ -147,6 +147,40 @@ fn nested_record_fields_have_dotted_paths() {
 }
 
 #[test]
+fn order_event_evolutions_are_explained() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/food-pipeline/schemas/order_event.avsc"
+    );
+    let v1 = AvroSchema::from_file(path).unwrap();
+    let text = v1.json().to_string();
+    // A new order status: old consumers do not know it.
+    let v2 = AvroSchema::parse(&text.replace(r#""REFUNDED"]"#, r#""REFUNDED", "LOST"]"#)).unwrap();
+    let r = check(&v2, &[&v1], L::FullTransitive);
+    let i = only_reason(&r);
+    assert_eq!(i.path, "OrderEvent.payload.status");
+    assert_eq!(i.breaks, Breaks::OldReaders);
+    assert!(
+        i.to_string().contains(&format!(
+            "enum symbol(s) `LOST` are in the new schema but not in {path}"
+        )),
+        "{i}"
+    );
+    // Dropping `version`, which has a default, is fine both ways.
+    let v3 = AvroSchema::parse(&text.replace(
+        r#"{"name": "version", "type": "string", "default": "1.0", "doc": "Version of the event's schema."},"#,
+        "",
+    ))
+    .unwrap();
+    assert_ne!(v3.json(), text);
+    assert!(check(&v3, &[&v1], L::Full).is_compatible());
+    // The timestamp in microseconds: same bytes, another meaning.
+    let v4 = AvroSchema::parse(&text.replace("timestamp-millis", "timestamp-micros")).unwrap();
+    let r = check(&v4, &[&v1], L::Backward);
+    assert_eq!(only_reason(&r).path, "OrderEvent.timestamp");
+}
+
+#[test]
 fn recursive_records_terminate() {
     let list = r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"int"},
         {"name":"next","type":["null","Node"],"default":null}]}"#;
@@ -750,6 +784,44 @@ fn deliberate_differences_from_apache_avro() {
     }
 }
 
+mod levels {
+    use super::agreement::record;
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// FULL is BACKWARD plus FORWARD; a transitive level over one version is the plain one;
+        /// every schema is fully compatible with itself.
+        #[test]
+        fn levels_compose(old in record(), new in record()) {
+            let (old, new) = (AvroSchema::parse(&old).unwrap(), AvroSchema::parse(&new).unwrap());
+            let prev = [old.clone()];
+            let b = check_compatibility(&new, &prev, L::Backward);
+            let f = check_compatibility(&new, &prev, L::Forward);
+            let full = check_compatibility(&new, &prev, L::Full);
+            prop_assert_eq!(
+                full.incompatibilities.len(),
+                b.incompatibilities.len() + f.incompatibilities.len()
+            );
+            prop_assert!(b.incompatibilities.iter().all(|i| i.breaks == Breaks::NewReaders));
+            prop_assert!(f.incompatibilities.iter().all(|i| i.breaks == Breaks::OldReaders));
+            for (plain, transitive) in [
+                (L::Backward, L::BackwardTransitive),
+                (L::Forward, L::ForwardTransitive),
+                (L::Full, L::FullTransitive),
+            ] {
+                prop_assert_eq!(
+                    check_compatibility(&new, &prev, plain).incompatibilities,
+                    check_compatibility(&new, &prev, transitive).incompatibilities
+                );
+            }
+            prop_assert!(check_compatibility(&old, &prev, L::FullTransitive).is_compatible());
+        }
+    }
+}
+
 mod agreement {
     use super::*;
     use proptest::prelude::*;
@@ -794,7 +866,7 @@ mod agreement {
         })
     }
 
-    fn record() -> impl Strategy<Value = String> {
+    pub(super) fn record() -> impl Strategy<Value = String> {
         proptest::collection::vec(
             (
                 proptest::sample::select(vec!["a", "b", "c"]),
@@ -1042,6 +1114,26 @@ fn identical_schemas_validate_without_findings() {
     let f = r#"{"name":"id","type":"string","doc":"x"},{"name":"n","type":["null","long"],"default":null}"#;
     let r = validate(&model(f), &file(f));
     assert!(r.is_valid() && r.warnings.is_empty(), "{r}");
+}
+
+#[test]
+fn union_branch_order_and_content_are_errors() {
+    let r = validate(
+        &model(r#"{"name":"n","type":["string","null"],"default":""}"#),
+        &file(r#"{"name":"n","type":["null","string"],"default":null}"#),
+    );
+    assert!(
+        errors(&r)[0].starts_with("Order.n: union branches are in another order"),
+        "{r}"
+    );
+    let r = validate(
+        &model(r#"{"name":"n","type":["null","int"],"default":null}"#),
+        &file(r#"{"name":"n","type":["null","long"],"default":null}"#),
+    );
+    assert_eq!(
+        errors(&r),
+        ["Order.n: union differs: the model has union [null, int], order.avsc has union [null, long]"]
+    );
 }
 
 #[test]

@@ -226,9 +226,20 @@ impl<'a> Validator<'a> {
         let theirs = self.theirs.clone();
         match (m.shape, e.shape) {
             (Shape::Union(mb), Shape::Union(eb)) => {
-                if mb.len() != eb.len() {
+                let branches = |bs: &[Schema], names: &Names| -> Vec<String> {
+                    bs.iter().map(|b| describe(b, names)).collect()
+                };
+                let (mut a, mut b) = (branches(mb, self.mn), branches(eb, self.en));
+                if a != b {
+                    a.sort();
+                    b.sort();
+                    let what = if a == b {
+                        "union branches are in another order (it changes the encoding and the default)"
+                    } else {
+                        "union differs"
+                    };
                     let message = format!(
-                        "union differs: the model has {}, {theirs} has {}",
+                        "{what}: the model has {}, {theirs} has {}",
                         describe(ms, self.mn),
                         describe(es, self.en)
                     );
