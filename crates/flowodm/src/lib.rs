@@ -35,6 +35,7 @@ pub mod producer;
 pub mod profiles;
 pub mod registry;
 pub mod runner;
+pub mod schema;
 mod util;
 pub mod wire;
 
