@@ -14,5 +14,5 @@ pub struct Person {
 pub struct Company {
     pub name: String,
     pub ceo: Option<Box<Person>>,
-    pub staff: Vec<Box<Person>>,
+    pub staff: Vec<Person>,
 }

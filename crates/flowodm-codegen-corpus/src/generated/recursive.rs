@@ -8,8 +8,8 @@ use std::collections::HashMap;
 #[flowodm(namespace = "corpus.recursive")]
 pub struct Tree {
     pub value: i32,
-    pub children: Vec<Box<Tree>>,
-    pub by_name: HashMap<String, Box<Tree>>,
+    pub children: Vec<Tree>,
+    pub by_name: HashMap<String, Tree>,
     pub list: Option<Node>,
     pub parent: Option<Box<Tree>>,
 }

@@ -93,14 +93,18 @@ struct Ctx {
     path: String,
     namespace: String,
     hint: String,
+    /// Whether a record here is stored inline (not behind a `Vec` or a map), so that a record
+    /// containing itself here needs a `Box`.
+    inline: bool,
 }
 
 impl Ctx {
-    fn child(&self, path: &str, hint: &str) -> Ctx {
+    fn child(&self, path: &str, hint: &str, inline: bool) -> Ctx {
         Ctx {
             path: format!("{}{path}", self.path),
             namespace: self.namespace.clone(),
             hint: format!("{}{hint}", self.hint),
+            inline: self.inline && inline,
         }
     }
 }
@@ -170,6 +174,7 @@ pub(super) fn map(set: &SchemaSet, settings: &Settings) -> Result<Output> {
                     path: label.to_string(),
                     namespace: String::new(),
                     hint,
+                    inline: true,
                 };
                 let before = m.items.len();
                 m.data_enum(branches, &ctx)?;
@@ -376,6 +381,7 @@ impl Mapper<'_> {
                 path: path.clone(),
                 namespace: named.namespace.clone(),
                 hint: format!("{rust_name}{}", names::type_ident(&f.name)),
+                inline: true,
             };
             let (ident, raw) = names::field_ident(&f.name);
             // Names that had to be escaped or made unique get their own `rename`; only the
@@ -494,14 +500,14 @@ impl Mapper<'_> {
                 scale,
             } => self.logical(*base, logical, *precision, *scale, ctx)?,
             Ty::Array(items) => {
-                let inner = self.ty(items, &ctx.child("[items]", "Item"))?;
+                let inner = self.ty(items, &ctx.child("[items]", "Item", false))?;
                 Mapped {
                     rust: format!("Vec<{}>", inner.rust),
                     adapter: inner.adapter,
                 }
             }
             Ty::Map(values) => {
-                let inner = self.ty(values, &ctx.child("[values]", "Value"))?;
+                let inner = self.ty(values, &ctx.child("[values]", "Value", false))?;
                 if let Some(a) = inner.adapter {
                     return Err(fail(
                         &format!("{}[values]", ctx.path),
@@ -516,7 +522,7 @@ impl Mapper<'_> {
             }
             Ty::Union(branches) => {
                 if branches.len() == 2 && branches[0] == Ty::Prim(Prim::Null) {
-                    let inner = self.ty(&branches[1], &ctx.child("[branch 1]", ""))?;
+                    let inner = self.ty(&branches[1], &ctx.child("[branch 1]", "", true))?;
                     Mapped {
                         rust: format!("Option<{}>", inner.rust),
                         adapter: inner.adapter,
@@ -534,7 +540,7 @@ impl Mapper<'_> {
         if let NamedKind::Fixed { size, logical } = &named.kind {
             return fixed(named, *size, logical.as_deref(), ctx).map(Mapped::plain);
         }
-        let on_stack = self.stack.iter().any(|s| s == full);
+        let on_stack = ctx.inline && self.stack.iter().any(|s| s == full);
         self.named(full)?;
         let rust = self.type_names[full].clone();
         Ok(Mapped::plain(if on_stack {
@@ -611,10 +617,11 @@ impl Mapper<'_> {
         if !branches.iter().any(|b| *b != Ty::Prim(Prim::Null)) {
             return Err(fail(&ctx.path, "a union of null alone has no Rust type"));
         }
+        // The hint is made of UpperCamelCase parts already.
         let name = names::unique(
             &mut self.taken,
-            names::type_ident(&ctx.hint),
-            &[format!("{}Union", names::type_ident(&ctx.hint))],
+            ctx.hint.clone(),
+            &[format!("{}Union", ctx.hint)],
         );
         let slot = self.items.len();
         self.items.push(None);
@@ -630,6 +637,7 @@ impl Mapper<'_> {
                 path: format!("{}[branch {i}]", ctx.path),
                 namespace: ctx.namespace.clone(),
                 hint: format!("{name}{vname}"),
+                inline: ctx.inline,
             };
             let mapped = self.ty(b, &bctx)?;
             if let Some(a) = mapped.adapter {
