@@ -244,6 +244,18 @@ fn apply_model(
                 ),
             });
         };
+        let ty = &fields[pos].ty;
+        let inner = ty
+            .strip_prefix("Option<")
+            .and_then(|t| t.strip_suffix('>'))
+            .unwrap_or(ty);
+        if !["String", "bool", "i32", "i64"].contains(&inner) {
+            return Err(Error::Schema {
+                message: format!(
+                    "the key `{key}` is a `{ty}`, which cannot key messages; a key field is a string, int, long or boolean (or one of them or null)"
+                ),
+            });
+        }
         attrs.push(format!("key = {}", lit(&fields[pos].ident)));
     }
     attrs.append(&mut item.attrs);

@@ -206,5 +206,10 @@ impl Generator {
     }
 }
 
+/// The guide `docs/codegen.md`, whose examples run as doctests so the guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../../docs/codegen.md")]
+pub struct GuideDoctests;
+
 #[cfg(test)]
 mod tests;

@@ -178,6 +178,25 @@ fn a_topic_and_key_make_the_main_record_a_model() {
         "the key `missing` is not a field of `R`; its fields are: orderId",
     );
     let err = Generator::new()
+        .topic("orders")
+        .key("id")
+        .generate(&[record(
+            r#"{"name": "id", "type": {"type": "string", "logicalType": "uuid"}}"#,
+        )])
+        .unwrap_err();
+    assert_contains(
+        &err.to_string(),
+        "the key `id` is a `Uuid`, which cannot key messages",
+    );
+    let optional = Generator::new()
+        .topic("orders")
+        .key("id")
+        .generate(&[record(
+            r#"{"name": "id", "type": ["null", "long"], "default": null}"#,
+        )])
+        .expect("an optional long is a key");
+    assert_contains(&optional, "key = \"id\"");
+    let err = Generator::new()
         .key("orderId")
         .generate(&[&schema])
         .unwrap_err();
@@ -325,4 +344,24 @@ fn long_attributes_are_laid_out_one_argument_per_line() {
         &source,
         "    #[flowodm(\n        default = \"a default that is long enough to go past the seventy characters rustfmt allows\"\n    )]\n",
     );
+}
+
+#[test]
+fn a_type_without_namespace_cannot_be_used_again_inside_a_namespace() {
+    let schema = r#"{"type": "record", "name": "Outer", "fields": [
+        {"name": "first", "type": {"type": "record", "name": "Plain", "fields": []}},
+        {"name": "inner", "type": {"type": "record", "name": "Inner", "namespace": "ns",
+            "fields": [{"name": "again", "type": "Plain"}]}}]}"#;
+    // Avro cannot refer to it there (a short name means a type of the enclosing namespace), so
+    // no derived schema could have it either.
+    let err = error(schema);
+    assert_contains(
+        &err,
+        "not a valid Avro schema: Unknown primitive type: ns.Plain",
+    );
+    // Used again outside any namespace, it is fine.
+    let fine = r#"{"type": "record", "name": "Outer", "fields": [
+        {"name": "first", "type": {"type": "record", "name": "Plain", "fields": []}},
+        {"name": "again", "type": "Plain"}]}"#;
+    assert_contains(&generate(fine), "pub again: Plain,");
 }
