@@ -38,6 +38,7 @@ pub mod scale_absent;
 pub mod union_logical;
 pub mod union_primitives;
 pub mod union_records;
+pub mod variant_names;
 
 /// One test per case: the schema derived from the generated main type is the input schema.
 #[cfg(test)]
@@ -232,5 +233,10 @@ mod tests {
     #[test]
     fn connect_props() {
         check::<super::connect_props::ConnectRow>("connect_props");
+    }
+
+    #[test]
+    fn variant_names() {
+        check::<super::variant_names::OrderTracking>("variant_names");
     }
 }

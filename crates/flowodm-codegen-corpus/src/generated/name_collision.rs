@@ -48,6 +48,7 @@ pub enum CorpusAOption {
     None,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]
 pub enum CollisionsCollisionsFirst {
     Item(Item),

@@ -8,6 +8,7 @@ pub struct Expr {
     pub node: ExprNode,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]
 pub enum ExprNode {
     Literal(Literal),
@@ -34,6 +35,7 @@ pub struct Neg {
     pub inner: NegInner,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]
 pub enum NegInner {
     Literal(Literal),

@@ -2,6 +2,7 @@
 // than editing this file: the types are written so that their derived schemas equal the
 // input schemas.
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, flowodm::Model)]
 #[flowodm(topic = "order-lifecycle")]
 pub enum OrderPlacedOrOrderCancelled {

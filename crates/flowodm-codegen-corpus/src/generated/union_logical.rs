@@ -27,6 +27,7 @@ pub enum ObservationWho {
     Long(i64),
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]
 pub enum ObservationWhat {
     Null,

@@ -11,6 +11,7 @@ pub struct Payment {
     pub history: Vec<PaymentHistoryItem>,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]
 pub enum PaymentMethod {
     Card(Card),
@@ -35,6 +36,7 @@ pub struct BankTransfer {
 #[flowodm(namespace = "corpus.unions")]
 pub struct Cash {}
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]
 pub enum PaymentRefundMethod {
     Null,
@@ -42,6 +44,7 @@ pub enum PaymentRefundMethod {
     BankTransfer(BankTransfer),
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]
 pub enum PaymentHistoryItem {
     Card(Card),

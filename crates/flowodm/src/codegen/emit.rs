@@ -42,6 +42,9 @@ pub(super) fn emit(out: &Output) -> String {
 
 fn item_source(s: &mut String, item: &Item) {
     doc(s, "", item.doc.as_deref());
+    for lint in &item.allows {
+        let _ = writeln!(s, "#[allow({lint})]");
+    }
     let _ = writeln!(s, "#[derive({})]", item.derive);
     attr(s, "", &item.attrs);
     match &item.body {

@@ -17,6 +17,8 @@ pub(super) struct Item {
     pub derive: &'static str,
     /// `#[flowodm(...)]` arguments of the container.
     pub attrs: Vec<String>,
+    /// Clippy lints the item would trip for reasons the schema decides.
+    pub allows: Vec<&'static str>,
     pub body: Body,
 }
 
@@ -432,6 +434,7 @@ impl Mapper<'_> {
             doc: named.doc.clone(),
             derive: "Debug, Clone, PartialEq, flowodm::Avro",
             attrs,
+            allows: Vec::new(),
             body: Body::Struct(outs),
         })
     }
@@ -663,11 +666,24 @@ impl Mapper<'_> {
             }
             variants.push((vname, Some(mapped.rust)));
         }
+        let mut allows = Vec::new();
+        // A record variant may be much larger than the others; boxing it would be a choice
+        // for the user, not the schema.
+        if branches.iter().any(
+            |b| matches!(b, Ty::Named(n) if matches!(self.set.named[n].kind, NamedKind::Record(_))),
+        ) {
+            allows.push("clippy::large_enum_variant");
+        }
+        let idents: Vec<&str> = variants.iter().map(|(v, _)| v.as_str()).collect();
+        if names::shared_word(&name, &idents) {
+            allows.push("clippy::enum_variant_names");
+        }
         self.items[slot] = Some(Item {
             name: name.clone(),
             doc: None,
             derive: "Debug, Clone, PartialEq, flowodm::Avro",
             attrs: Vec::new(),
+            allows,
             body: Body::DataEnum(variants),
         });
         Ok(name)
@@ -709,11 +725,19 @@ impl Mapper<'_> {
             attrs.push(format!("rename_all = {}", lit(Rule::as_str(rule))));
         }
         attrs.extend(named.aliases.iter().map(|a| format!("alias = {}", lit(a))));
+        let name = self.type_names[full].clone();
+        let idents: Vec<&str> = pairs.iter().map(|(v, _)| v.as_str()).collect();
+        let allows = if names::shared_word(&name, &idents) {
+            vec!["clippy::enum_variant_names"]
+        } else {
+            Vec::new()
+        };
         Ok(Item {
-            name: self.type_names[full].clone(),
+            name,
             doc: named.doc.clone(),
             derive: "Debug, Clone, Copy, PartialEq, Eq, Hash, flowodm::Avro",
             attrs,
+            allows,
             body: Body::UnitEnum(variants),
         })
     }

@@ -147,6 +147,36 @@ pub(super) fn best_rule(names: &[(String, String)]) -> Option<Rule> {
     (m < none && m * 2 <= names.len()).then_some(rule)
 }
 
+/// Whether clippy's `enum_variant_names` would fire on these variants: a variant that starts or
+/// ends with the enum's name, or (from three variants on) a first or last word all share.
+pub(super) fn shared_word(enum_name: &str, variants: &[&str]) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in s.chars() {
+            match out.last_mut() {
+                Some(w) if !c.is_uppercase() => w.push(c),
+                _ => out.push(c.to_string()),
+            }
+        }
+        out
+    };
+    if variants
+        .iter()
+        .any(|v| v.len() > enum_name.len() && (v.starts_with(enum_name) || v.ends_with(enum_name)))
+    {
+        return true;
+    }
+    if variants.len() < 3 {
+        return false;
+    }
+    let split: Vec<Vec<String>> = variants.iter().map(|v| words(v)).collect();
+    let all_share = |pick: &dyn Fn(&Vec<String>) -> Option<&String>| {
+        let first = pick(&split[0]);
+        first.is_some() && split.iter().all(|w| w.len() > 1 && pick(w) == first)
+    };
+    all_share(&|w| w.first()) || all_share(&|w| w.last())
+}
+
 /// Picks a name not yet in `taken`: `first`, then the `others` in turn, then numbered.
 pub(super) fn unique(
     taken: &mut std::collections::HashSet<String>,

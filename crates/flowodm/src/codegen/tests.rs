@@ -365,3 +365,29 @@ fn a_type_without_namespace_cannot_be_used_again_inside_a_namespace() {
         {"name": "again", "type": "Plain"}]}"#;
     assert_contains(&generate(fine), "pub again: Plain,");
 }
+
+#[test]
+fn enums_that_clippy_would_flag_for_their_names_or_sizes_allow_those_lints() {
+    assert!(names::shared_word(
+        "Stage",
+        &["OrderCreated", "OrderShipped", "OrderLost"]
+    ));
+    assert!(names::shared_word(
+        "Kind",
+        &["FirstKind", "SecondKind", "ThirdKind"]
+    ));
+    assert!(names::shared_word("Kind", &["KindA", "B"]));
+    assert!(!names::shared_word(
+        "Stage",
+        &["OrderCreated", "OrderShipped"]
+    ));
+    assert!(!names::shared_word("Method", &["Card", "Cash", "Other"]));
+    assert!(!names::shared_word("E", &["Order", "Order2", "Order3"]));
+
+    let source = generate(&record(
+        r#"{"name": "s", "type": {"type": "enum", "name": "S", "symbols": ["ORDER_A", "ORDER_B", "ORDER_C"]}},
+           {"name": "u", "type": ["null", {"type": "record", "name": "Big", "fields": []}]}"#,
+    ));
+    assert_contains(&source, "#[allow(clippy::enum_variant_names)]\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, flowodm::Avro)]\n");
+    assert_contains(&source, "#[allow(clippy::large_enum_variant)]\n#[derive(Debug, Clone, PartialEq, flowodm::Avro)]\npub enum RU {\n");
+}
