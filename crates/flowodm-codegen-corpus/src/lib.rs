@@ -128,6 +128,7 @@ pub const CASES: &[Case] = &[
     ),
     case("connect_props", &["connect_props.avsc"], "ConnectRow"),
     case("variant_names", &["variant_names.avsc"], "OrderTracking"),
+    case("derive_locals", &["derive_locals.avsc"], "Locals"),
 ];
 
 /// The directory of the corpus's `.avsc` files.

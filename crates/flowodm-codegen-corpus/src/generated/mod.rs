@@ -10,6 +10,7 @@ pub mod cross_file_any_order;
 pub mod decimals;
 pub mod deep_nesting;
 pub mod defaults;
+pub mod derive_locals;
 pub mod docs;
 pub mod empty_record;
 pub mod enum_default;
@@ -238,5 +239,10 @@ mod tests {
     #[test]
     fn variant_names() {
         check::<super::variant_names::OrderTracking>("variant_names");
+    }
+
+    #[test]
+    fn derive_locals() {
+        check::<super::derive_locals::Locals>("derive_locals");
     }
 }
