@@ -143,9 +143,7 @@ pub(super) fn map(set: &SchemaSet, settings: &Settings) -> Result<Output> {
                         it.as_ref()
                             .is_some_and(|it| Some(&it.name) == m.type_names.get(full))
                     });
-                    if settings.topic.is_some()
-                        && !matches!(set.named[full].kind, NamedKind::Record(_))
-                    {
+                    if settings.topic.is_some() && !is_record(set, root) {
                         return Err(fail(
                             full,
                             "a model for a topic is a record or a union of records, not an enum or a fixed",
@@ -155,10 +153,7 @@ pub(super) fn map(set: &SchemaSet, settings: &Settings) -> Result<Output> {
             }
             Ty::Union(branches) => {
                 let label = if is_main { "the main schema" } else { "a schema" };
-                if settings.topic.is_some()
-                    && is_main
-                    && !branches.iter().all(|b| matches!(b, Ty::Named(n) if matches!(set.named[n].kind, NamedKind::Record(_))))
-                {
+                if settings.topic.is_some() && is_main && !branches.iter().all(|b| is_record(set, b)) {
                     return Err(fail(
                         label,
                         "a union model for a topic holds records only",
@@ -264,6 +259,15 @@ fn apply_model(
     item.attrs = attrs;
     item.derive = "Debug, Clone, PartialEq, flowodm::Model";
     Ok(())
+}
+
+/// `["null", T]`: an `Option<T>`.
+fn is_option_union(ty: &Ty) -> bool {
+    matches!(ty, Ty::Union(b) if b.len() == 2 && b[0] == Ty::Prim(Prim::Null))
+}
+
+fn is_record(set: &SchemaSet, ty: &Ty) -> bool {
+    matches!(ty, Ty::Named(n) if matches!(set.named[n].kind, NamedKind::Record(_)))
 }
 
 fn describe(ty: &Ty) -> String {
@@ -447,10 +451,9 @@ impl Mapper<'_> {
             ));
         }
         let mut attrs = Vec::new();
-        let option_default = matches!(&f.ty, Ty::Union(b) if b.len() == 2 && b[0] == Ty::Prim(Prim::Null))
-            && f.default == Some(Json::Null);
+        // ["null", T] with default null: an Option, which the derive defaults to null.
+        let option_default = f.default == Some(Json::Null) && is_option_union(&f.ty);
         let mapped = if option_default {
-            // ["null", T] with default null: an Option, which the derive defaults to null.
             self.ty(&f.ty, ctx)?
         } else {
             let mapped = match &f.ty {
@@ -536,7 +539,7 @@ impl Mapper<'_> {
                 Mapped::plain(format!("HashMap<String, {}>", inner.rust))
             }
             Ty::Union(branches) => {
-                if branches.len() == 2 && branches[0] == Ty::Prim(Prim::Null) {
+                if is_option_union(ty) {
                     let inner = self.ty(&branches[1], &ctx.child("[branch 1]", "", true))?;
                     Mapped {
                         rust: format!("Option<{}>", inner.rust),
@@ -669,9 +672,7 @@ impl Mapper<'_> {
         let mut allows = Vec::new();
         // A record variant may be much larger than the others; boxing it would be a choice
         // for the user, not the schema.
-        if branches.iter().any(
-            |b| matches!(b, Ty::Named(n) if matches!(self.set.named[n].kind, NamedKind::Record(_))),
-        ) {
+        if branches.iter().any(|b| is_record(self.set, b)) {
             allows.push("clippy::large_enum_variant");
         }
         let idents: Vec<&str> = variants.iter().map(|(v, _)| v.as_str()).collect();

@@ -51,8 +51,9 @@
 //! logical type; logical types without a Rust mapping (for example `duration` or
 //! `timestamp-nanos`); `micros` or `decimal` values inside a map or a union branch; defaults that
 //! are objects or arrays; a `null` default on anything but `["null", T]`; a field `order` other
-//! than `ascending`. Other schema properties (such as `connect.name`) are not part of the
-//! schema's meaning and are dropped.
+//! than `ascending`; a key field that cannot key messages. Other schema properties (such as
+//! `connect.name`) are not part of the schema's meaning and are dropped. The guide
+//! `docs/codegen.md` in the repository tells more, with examples.
 //!
 //! The generated code needs `flowodm` and, when it uses them, `chrono`, `uuid` and `rust_decimal`
 //! as dependencies. It holds `use` lines for those, so put each generated file in a module of its
