@@ -4,13 +4,13 @@
 
 use rust_decimal::Decimal;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, flowodm::Avro)]
-#[flowodm(namespace = "corpus.shared", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Currency {
-    #[flowodm(default)]
-    Eur,
-    Usd,
-    Gbp,
+#[derive(Debug, Clone, PartialEq, flowodm::Avro)]
+#[flowodm(namespace = "corpus.billing")]
+pub struct Invoice {
+    pub number: String,
+    pub total: Money,
+    pub lines: Vec<Line>,
+    pub paid_in: Option<Currency>,
 }
 
 /// An amount in a currency.
@@ -22,13 +22,13 @@ pub struct Money {
     pub currency: Currency,
 }
 
-#[derive(Debug, Clone, PartialEq, flowodm::Avro)]
-#[flowodm(namespace = "corpus.billing")]
-pub struct Invoice {
-    pub number: String,
-    pub total: Money,
-    pub lines: Vec<Line>,
-    pub paid_in: Option<Currency>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, flowodm::Avro)]
+#[flowodm(namespace = "corpus.shared", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Currency {
+    #[flowodm(default)]
+    Eur,
+    Usd,
+    Gbp,
 }
 
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]

@@ -5,6 +5,15 @@
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]
+#[flowodm(namespace = "corpus.logistics")]
+pub struct Shipment {
+    pub id: Uuid,
+    pub from: Address,
+    pub to: Address,
+    pub origin: Country,
+}
+
+#[derive(Debug, Clone, PartialEq, flowodm::Avro)]
 #[flowodm(namespace = "corpus.geo")]
 pub struct Address {
     pub street: String,
@@ -16,13 +25,4 @@ pub struct Address {
 pub struct Country {
     pub code: String,
     pub name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, flowodm::Avro)]
-#[flowodm(namespace = "corpus.logistics")]
-pub struct Shipment {
-    pub id: Uuid,
-    pub from: Address,
-    pub to: Address,
-    pub origin: Country,
 }

@@ -122,3 +122,13 @@ fn attr(s: &mut String, indent: &str, args: &[String]) {
     }
     let _ = writeln!(s, "{indent})]");
 }
+
+/// The name of the first type in generated source: the main type.
+pub(super) fn main_type(source: &str) -> Option<&str> {
+    source.lines().find_map(|line| {
+        let rest = line
+            .strip_prefix("pub struct ")
+            .or_else(|| line.strip_prefix("pub enum "))?;
+        rest.split([' ', '{']).next()
+    })
+}

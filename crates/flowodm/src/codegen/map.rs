@@ -132,8 +132,11 @@ pub(super) fn map(set: &SchemaSet, settings: &Settings) -> Result<Output> {
         model: None,
     };
     m.name_types();
+    // The main schema first, so its type leads the file and the types it uses follow in the
+    // order it uses them; then what the other schemas define that it does not use.
     let main = set.roots.len() - 1;
-    for (i, root) in set.roots.iter().enumerate() {
+    for i in std::iter::once(main).chain(0..main) {
+        let root = &set.roots[i];
         let is_main = i == main;
         match root {
             Ty::Named(full) => {

@@ -207,6 +207,44 @@ impl Generator {
     }
 }
 
+/// Writes generated `source` to `out` and returns the path written: `out` itself, or, when `out`
+/// is an existing directory, a file in it named after the main type (`order_event.rs` for
+/// `OrderEvent`). Missing parent directories are created.
+///
+/// ```
+/// use flowodm::codegen::{self, Generator};
+///
+/// let schema = r#"{"type": "record", "name": "OrderEvent", "fields": [{"name": "id", "type": "long"}]}"#;
+/// let source = Generator::new().generate(&[schema])?;
+/// let dir = std::env::temp_dir().join(format!("codegen-write-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = codegen::write(&source, &dir)?;
+/// assert_eq!(path, dir.join("order_event.rs"));
+/// assert_eq!(std::fs::read_to_string(&path).unwrap(), source);
+/// let path = codegen::write(&source, &dir.join("models/events.rs"))?;
+/// assert_eq!(path, dir.join("models/events.rs"));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), flowodm::Error>(())
+/// ```
+pub fn write(source: &str, out: &Path) -> Result<std::path::PathBuf> {
+    let path = if out.is_dir() {
+        let main = emit::main_type(source).ok_or_else(|| Error::Schema {
+            message: "the source has no generated type to name its file after".into(),
+        })?;
+        out.join(format!("{}.rs", heck::ToSnakeCase::to_snake_case(main)))
+    } else {
+        out.to_path_buf()
+    };
+    let io = |e: std::io::Error| Error::Schema {
+        message: format!("cannot write {}: {e}", path.display()),
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    std::fs::write(&path, source).map_err(io)?;
+    Ok(path)
+}
+
 /// The guide `docs/codegen.md`, whose examples run as doctests so the guide stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../../../../docs/codegen.md")]

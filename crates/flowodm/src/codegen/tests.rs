@@ -391,3 +391,35 @@ fn enums_that_clippy_would_flag_for_their_names_or_sizes_allow_those_lints() {
     assert_contains(&source, "#[allow(clippy::enum_variant_names)]\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, flowodm::Avro)]\n");
     assert_contains(&source, "#[allow(clippy::large_enum_variant)]\n#[derive(Debug, Clone, PartialEq, flowodm::Avro)]\npub enum RU {\n");
 }
+
+#[test]
+fn the_main_type_leads_the_file_and_names_it() {
+    let shared = r#"{"type": "record", "name": "Shared", "namespace": "t", "fields": []}"#;
+    let main = r#"[{"type": "record", "name": "Created", "namespace": "t",
+                    "fields": [{"name": "s", "type": "Shared"}]},
+                   {"type": "record", "name": "Deleted", "namespace": "t", "fields": []}]"#;
+    let source = Generator::new()
+        .generate(&[shared, main])
+        .expect("generates");
+    assert_eq!(emit::main_type(&source), Some("CreatedOrDeleted"));
+    let positions: Vec<usize> = [
+        "pub enum CreatedOrDeleted",
+        "pub struct Created",
+        "pub struct Shared",
+        "pub struct Deleted",
+    ]
+    .iter()
+    .map(|item| {
+        source
+            .find(item)
+            .unwrap_or_else(|| panic!("{item} in:\n{source}"))
+    })
+    .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{source}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(&source, dir.path()).expect("writes");
+    assert_eq!(path, dir.path().join("created_or_deleted.rs"));
+    let err = write("// nothing\n", dir.path()).unwrap_err();
+    assert_contains(&err.to_string(), "no generated type to name its file after");
+}
