@@ -13,6 +13,8 @@ pub struct Cell {
     #[flowodm(default = "zero")]
     pub text_first: CellTextFirst,
     pub nested: CellNested,
+    #[flowodm(default = "\u{1}")]
+    pub raw: CellRaw,
 }
 
 #[derive(Debug, Clone, PartialEq, flowodm::Avro)]
@@ -44,4 +46,11 @@ pub enum CellNested {
     Null,
     Array(Vec<i32>),
     Map(HashMap<String, String>),
+}
+
+#[derive(Debug, Clone, PartialEq, flowodm::Avro)]
+pub enum CellRaw {
+    Bytes(Vec<u8>),
+    Fixed2([u8; 2]),
+    String(String),
 }

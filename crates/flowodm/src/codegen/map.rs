@@ -297,10 +297,11 @@ fn variant_name(ty: &Ty, type_names: &HashMap<String, String>) -> String {
         Ty::Array(_) => "Array".into(),
         Ty::Map(_) => "Map".into(),
         Ty::Union(_) => "Union".into(),
+        // A fixed has no Rust type name: its short name (`fixed_16` gives `Fixed16`).
         Ty::Named(n) => type_names
             .get(n)
             .cloned()
-            .unwrap_or_else(|| names::type_ident(n)),
+            .unwrap_or_else(|| names::type_ident(n.rsplit('.').next().unwrap_or(n))),
     }
 }
 
