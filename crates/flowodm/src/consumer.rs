@@ -143,8 +143,8 @@ pub struct Record<T> {
     pub timestamp: Option<i64>,
     /// The registry id of the schema the value was written with.
     pub schema_id: u32,
-    /// The value's bytes as they arrived, when the consumer keeps them (consumer loops do, for
-    /// the dead-letter topic); `None` otherwise.
+    /// The value's bytes as they arrived, when the consumer keeps them; `None` otherwise.
+    /// Consumer loops keep them aside for the dead-letter topic and hand handlers `None`.
     pub payload: Option<Vec<u8>>,
 }
 

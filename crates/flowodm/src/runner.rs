@@ -742,6 +742,15 @@ impl Counts {
     }
 }
 
+/// Runs a closure when dropped.
+struct DropGuard<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for DropGuard<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 /// How long the buffer may stay full, with the loop not polling, before partitions are paused.
 const PAUSE_AFTER: Duration = Duration::from_millis(500);
 
@@ -814,6 +823,8 @@ struct Watermark {
 struct Shared {
     in_flight: Mutex<HashMap<TopicPartition, usize>>,
     idle: Condvar,
+    /// How many revocations wait on `idle`.
+    drain_waiters: AtomicUsize,
     stats: Counts,
     /// Per partition: unfinished offsets, and how often it was revoked (its epoch).
     marks: Mutex<HashMap<TopicPartition, Watermark>>,
@@ -891,13 +902,21 @@ impl Shared {
         if let Some(n) = m.get_mut(tp) {
             *n = n.saturating_sub(1);
         }
-        self.idle.notify_all();
+        // Waking costs a system call per message; only a revocation ever waits.
+        if self.drain_waiters.load(AtomicOrdering::Acquire) > 0 {
+            self.idle.notify_all();
+        }
     }
 
     /// Waits until none of `partitions` has a message in flight, up to `grace`.
     fn wait_idle(&self, partitions: &[TopicPartition], grace: Duration) {
         let deadline = Instant::now() + grace;
         let mut m = self.in_flight.lock().expect("lock");
+        // Registered under the lock, so a `finished` that follows sees it and wakes us.
+        self.drain_waiters.fetch_add(1, AtomicOrdering::AcqRel);
+        let _registered = DropGuard(|| {
+            self.drain_waiters.fetch_sub(1, AtomicOrdering::AcqRel);
+        });
         while partitions
             .iter()
             .any(|p| m.get(p).copied().unwrap_or(0) > 0)
@@ -985,8 +1004,10 @@ where
             done(self);
             self.consumer.commit_stored()?;
         }
-        // What the dead-letter topic needs, kept before the record moves into the handler.
-        let raw = raw_of(&record);
+        // What the dead-letter topic needs, kept before the record moves into the handler
+        // (the payload moves, it is not copied again).
+        let mut record = record;
+        let raw = raw_of(&mut record);
         let schema_id = record.schema_id;
         let mut attempts = 0u32;
         let mut record = Some(record);
@@ -1089,7 +1110,7 @@ where
             offset: raw.offset,
             timestamp: raw.timestamp,
             schema_id,
-            payload: raw.payload.clone(),
+            payload: None,
         })
     }
 
@@ -1141,13 +1162,13 @@ where
     }
 }
 
-fn raw_of<T>(r: &Record<T>) -> RawMessage {
+fn raw_of<T>(r: &mut Record<T>) -> RawMessage {
     RawMessage::new(
         r.topic.clone(),
         r.partition,
         r.offset,
         r.key.clone(),
-        r.payload.clone(),
+        r.payload.take(),
         r.headers.clone(),
         r.timestamp,
     )
