@@ -26,7 +26,10 @@
 //! At-least-once by default: a message's offset is committed only when it and every earlier
 //! message of its partition have finished — handled, or sent to the dead-letter topic (a
 //! per-partition contiguous watermark). A crash re-delivers at most the messages that had not
-//! finished. [`Semantics::AtMostOnce`] commits a message before handling it instead.
+//! finished. [`Semantics::AtMostOnce`] commits a message before handling it instead. For
+//! consume-transform-produce, [`run_exactly_once`](LoopBuilder::run_exactly_once) publishes each
+//! input's outputs and commits its offset in one Kafka transaction: exactly once for
+//! `read_committed` readers.
 //!
 //! # Ordering and concurrency
 //!
@@ -93,6 +96,7 @@ use crate::client::Client;
 use crate::consumer::{Consumed, Consumer, ConsumerBuilder, RawMessage, Record, TopicPartition};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::producer::Producer;
 use crate::profiles::Profile;
 
 /// A handler's failure: retry it, or not.
@@ -389,23 +393,56 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
     {
-        let on_shutdown = self.on_shutdown.take();
-        let result = match self.on_startup.take() {
-            Some(hook) => match hook().await {
-                Ok(()) => self.run_inner(handler, shutdown).await,
-                Err(e) => Err(e),
-            },
-            None => self.run_inner(handler, shutdown).await,
-        };
-        if let Some(hook) = on_shutdown {
-            if let Err(e) = hook().await {
-                tracing::warn!(error = %e, "on_shutdown failed");
-                if result.is_ok() {
-                    return Err(e);
-                }
-            }
-        }
-        result
+        let hooks = (self.on_startup.take(), self.on_shutdown.take());
+        with_hooks(hooks, self.run_inner(handler, shutdown)).await
+    }
+
+    /// Runs an exactly-once consume-transform-produce loop: the handler turns each record into
+    /// the messages to publish (`Vec<U>`), and each batch of input is one transaction of
+    /// `producer` (which must be [transactional](crate::producer::ProducerBuilder::transactional)):
+    /// its outputs and the input's offsets commit together, or neither does. A
+    /// `read_committed` reader of the output sees every input's outputs exactly once, across
+    /// crashes, restarts and retries.
+    ///
+    /// Records are handled one at a time, in order (`max_concurrent` and `order_by` do not
+    /// apply); a batch is what the profile's `max_poll_records` and `poll_timeout` collect.
+    /// Retries, the error handler and the dead-letter topic work as in [`run`](Self::run); if a
+    /// transaction fails, it is aborted, the input is read again from the batch's start and the
+    /// batch is retried after a backoff. The input is read `read_committed`. A dead-lettered
+    /// message is written outside the transaction, so a batch that is retried after a failed
+    /// commit may dead-letter it twice.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flowodm::Client) -> flowodm::Result<()> {
+    /// use flowodm::runner::{ConsumerLoop, HandlerError};
+    /// # #[derive(flowodm::Model)]
+    /// # #[flowodm(topic = "orders", key = "id", consumer_group = "billing")]
+    /// # struct Order { id: String, cents: i64 }
+    /// # #[derive(flowodm::Model)]
+    /// # #[flowodm(topic = "invoices", key = "id")]
+    /// # struct Invoice { id: String, cents_with_tax: i64 }
+    /// let invoices = client.producer::<Invoice>().transactional("billing-1").build()?;
+    /// ConsumerLoop::<Order>::builder(&client)
+    ///     .run_exactly_once(invoices, |order| async move {
+    ///         let o = order.value;
+    ///         Ok::<_, HandlerError>(vec![Invoice { id: o.id, cents_with_tax: o.cents * 119 / 100 }])
+    ///     }, flowodm::runner::shutdown_on_signals())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_exactly_once<U, H, Fut>(
+        mut self,
+        producer: Producer<U>,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<LoopStats>
+    where
+        U: Model + Send + Sync,
+        H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Vec<U>, HandlerError>> + Send + 'static,
+    {
+        let hooks = (self.on_startup.take(), self.on_shutdown.take());
+        with_hooks(hooks, self.run_transactional(producer, handler, shutdown)).await
     }
 
     /// The loop for synchronous code: `handler` runs on blocking threads (so it may do blocking
@@ -754,6 +791,352 @@ impl<F: FnMut()> Drop for DropGuard<F> {
 /// How long the buffer may stay full, with the loop not polling, before partitions are paused.
 const PAUSE_AFTER: Duration = Duration::from_millis(500);
 
+/// Runs `on_startup`, then `body` if it succeeded, then `on_shutdown` whatever happened.
+async fn with_hooks(
+    (on_startup, on_shutdown): (Option<Hook>, Option<Hook>),
+    body: impl Future<Output = Result<LoopStats>>,
+) -> Result<LoopStats> {
+    let result = match on_startup {
+        Some(hook) => match hook().await {
+            Ok(()) => body.await,
+            Err(e) => Err(e),
+        },
+        None => body.await,
+    };
+    if let Some(hook) = on_shutdown {
+        if let Err(e) = hook().await {
+            tracing::warn!(error = %e, "on_shutdown failed");
+            if result.is_ok() {
+                return Err(e);
+            }
+        }
+    }
+    result
+}
+
+/// How long a transaction call may wait for the broker.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl<T: Model + Send + Sync> LoopBuilder<T> {
+    async fn run_transactional<U, H, Fut>(
+        self,
+        producer: Producer<U>,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<LoopStats>
+    where
+        U: Model + Send + Sync,
+        H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Vec<U>, HandlerError>> + Send + 'static,
+    {
+        let consumer = self
+            .consumer
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .build()?;
+        producer.init_transactions(TXN_TIMEOUT).await?;
+        let txn = Txn {
+            consumer: &consumer,
+            producer: &producer,
+            handler: &handler,
+            dlq: DeadLetters::new(&self.client, self.dead_letter_topic.clone())?,
+            counts: Counts::default(),
+            metrics: Mutex::default(),
+            error_handler: self.error_handler.clone(),
+            max_retries: self.max_retries,
+            retry_delay: self.retry_delay,
+            max_retry_delay: self.max_retry_delay,
+            stop: shutdown.child_token(),
+        };
+        let batch_max = consumer.batch_size().max(1);
+        let mut failed_batches = 0u32;
+        while !txn.stop.is_cancelled() {
+            let batch = match txn.collect(batch_max, self.poll_timeout).await {
+                Ok(b) if b.is_empty() => continue,
+                Ok(b) => b,
+                Err(e) => return Err(e),
+            };
+            // Where each partition of the batch starts, to read it again after an abort.
+            let mut starts: HashMap<TopicPartition, i64> = HashMap::new();
+            let mut next: HashMap<TopicPartition, i64> = HashMap::new();
+            for item in &batch {
+                let o = item.offset();
+                starts.entry(item.partition()).or_insert(o);
+                next.insert(item.partition(), o + 1);
+            }
+            match txn.transact(batch, next).await {
+                Ok(()) => failed_batches = 0,
+                Err(TxnFailure::Stop(e)) => {
+                    let _ = producer.abort_transaction(TXN_TIMEOUT).await;
+                    return Err(e);
+                }
+                Err(TxnFailure::Retry(e)) => {
+                    tracing::warn!(error = %e, "transaction failed; aborting and retrying the batch");
+                    producer.abort_transaction(TXN_TIMEOUT).await?;
+                    for (tp, offset) in &starts {
+                        if let Err(e) =
+                            consumer.seek(tp, rdkafka::Offset::Offset(*offset), TXN_TIMEOUT)
+                        {
+                            // Not ours any more: its new owner reads from the committed offset.
+                            tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, "rewinding after an abort failed");
+                        }
+                    }
+                    tokio::time::sleep(backoff(
+                        self.retry_delay,
+                        self.max_retry_delay,
+                        failed_batches,
+                    ))
+                    .await;
+                    failed_batches += 1;
+                }
+            }
+        }
+        Ok(txn.counts.snapshot())
+    }
+}
+
+/// Why a transaction did not commit.
+enum TxnFailure {
+    /// Abort, read the batch again and retry it.
+    Retry(Error),
+    /// Abort and stop the loop.
+    Stop(Error),
+}
+
+/// The exactly-once loop's working parts.
+struct Txn<'a, T, U, H> {
+    consumer: &'a Consumer<T>,
+    producer: &'a Producer<U>,
+    handler: &'a H,
+    dlq: DeadLetters,
+    counts: Counts,
+    metrics: Mutex<HashMap<String, Arc<LoopMetrics>>>,
+    error_handler: Option<ErrorHandler>,
+    max_retries: u32,
+    retry_delay: Duration,
+    max_retry_delay: Duration,
+    stop: CancellationToken,
+}
+
+impl<T, U, H, Fut> Txn<'_, T, U, H>
+where
+    T: Model + Send + Sync,
+    U: Model + Send + Sync,
+    H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<Vec<U>, HandlerError>> + Send + 'static,
+{
+    fn metrics(&self, topic: &str) -> Arc<LoopMetrics> {
+        self.metrics
+            .lock()
+            .expect("metrics")
+            .entry(topic.to_string())
+            .or_insert_with(|| Arc::new(LoopMetrics::new(topic)))
+            .clone()
+    }
+
+    /// Up to `max` items, within `window`; empty when shutting down.
+    async fn collect(&self, max: usize, window: Duration) -> Result<Vec<Item<T>>> {
+        let deadline = Instant::now() + window;
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let polled = tokio::select! {
+                // Nothing of an unfinished batch is committed: the next run reads it again.
+                _ = self.stop.cancelled() => return Ok(Vec::new()),
+                p = self.consumer.consume_one(left) => p,
+            };
+            match polled {
+                Ok(Consumed::Record(r)) => batch.push(Item::Record(r)),
+                Ok(Consumed::Tombstone(t)) => {
+                    self.counts.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
+                    batch.push(Item::Tombstone(t))
+                }
+                Ok(Consumed::Timeout) => break,
+                Err(Error::Decode { raw, source }) => batch.push(Item::Undecodable(raw, source)),
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(error = %e, "poll failed; retrying");
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// One transaction: every item's outputs, then the input offsets, then the commit.
+    async fn transact(
+        &self,
+        batch: Vec<Item<T>>,
+        next: HashMap<TopicPartition, i64>,
+    ) -> std::result::Result<(), TxnFailure> {
+        let retry = TxnFailure::Retry;
+        self.producer.begin_transaction().await.map_err(retry)?;
+        for item in batch {
+            self.handle(item).await?;
+        }
+        let metadata = self.consumer.group_metadata().ok_or_else(|| {
+            TxnFailure::Stop(Error::config(
+                "group.id",
+                "the consumer is not part of a group",
+            ))
+        })?;
+        let next: Vec<(TopicPartition, i64)> = next.into_iter().collect();
+        self.producer
+            .send_offsets(metadata, &next, TXN_TIMEOUT)
+            .await
+            .map_err(retry)?;
+        self.producer
+            .commit_transaction(TXN_TIMEOUT)
+            .await
+            .map_err(retry)
+    }
+
+    async fn handle(&self, item: Item<T>) -> std::result::Result<(), TxnFailure> {
+        let mut record = match item {
+            Item::Tombstone(_) => return Ok(()),
+            Item::Undecodable(raw, source) => {
+                let failure = Failure {
+                    raw: &raw,
+                    attempts: 0,
+                    retryable: false,
+                    kind: source.kind().as_str(),
+                    message: source.to_string(),
+                };
+                let decision = self
+                    .error_handler
+                    .as_ref()
+                    .map_or(Decision::DeadLetter, |h| h(&failure));
+                return self.settle(decision, &failure).await;
+            }
+            Item::Record(r) => r,
+        };
+        let metrics = self.metrics(&record.topic);
+        let raw = raw_of(&mut record);
+        let schema_id = record.schema_id;
+        let mut next = Some(record);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let r = match next.take() {
+                Some(r) => r,
+                None => redecode(self.consumer, &raw, schema_id).map_err(TxnFailure::Stop)?,
+            };
+            let started = Instant::now();
+            let outcome = (self.handler)(r).await;
+            metrics
+                .handler_seconds
+                .record(started.elapsed().as_secs_f64());
+            let e = match outcome {
+                Ok(outputs) => {
+                    for sent in self.producer.send_many(&outputs).await {
+                        sent.map_err(TxnFailure::Retry)?;
+                    }
+                    metrics.processed.increment(1);
+                    self.counts.processed.fetch_add(1, AtomicOrdering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let failure = Failure {
+                raw: &raw,
+                attempts,
+                retryable: e.retryable,
+                kind: "handler",
+                message: e.to_string(),
+            };
+            let decision = match &self.error_handler {
+                Some(h) => h(&failure),
+                None if e.retryable && attempts <= self.max_retries => Decision::Retry,
+                None => Decision::DeadLetter,
+            };
+            if decision == Decision::Retry {
+                if self.stop.is_cancelled() {
+                    return Err(TxnFailure::Stop(Error::config(
+                        "shutdown",
+                        "stopped while a message waited for a retry; its batch is not committed",
+                    )));
+                }
+                metrics.retried.increment(1);
+                self.counts.retried.fetch_add(1, AtomicOrdering::Relaxed);
+                tokio::time::sleep(backoff(
+                    self.retry_delay,
+                    self.max_retry_delay,
+                    attempts - 1,
+                ))
+                .await;
+                continue;
+            }
+            return self.settle(decision, &failure).await;
+        }
+    }
+
+    /// Carries out a decision other than a retry.
+    async fn settle(
+        &self,
+        decision: Decision,
+        failure: &Failure<'_>,
+    ) -> std::result::Result<(), TxnFailure> {
+        let metrics = self.metrics(&failure.raw.topic);
+        match decision {
+            Decision::Stop => Err(TxnFailure::Stop(Error::config(
+                "handler",
+                format!("stopped by the error handler: {}", failure.message),
+            ))),
+            Decision::Skip | Decision::Retry => {
+                metrics.failed.increment(1);
+                self.counts.failed.fetch_add(1, AtomicOrdering::Relaxed);
+                Ok(())
+            }
+            Decision::DeadLetter => {
+                self.dlq.send(failure).await.map_err(TxnFailure::Retry)?;
+                metrics.dead_lettered.increment(1);
+                metrics.failed.increment(1);
+                self.counts
+                    .dead_lettered
+                    .fetch_add(1, AtomicOrdering::Relaxed);
+                self.counts.failed.fetch_add(1, AtomicOrdering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The delay before retry number `attempt` (from 0): doubling from `first` up to `max`, with
+/// jitter between half and all of it.
+fn backoff(first: Duration, max: Duration, attempt: u32) -> Duration {
+    let base = first.saturating_mul(1u32 << attempt.min(16)).min(max);
+    let jitter: f64 = rand::random::<f64>() * 0.5 + 0.5;
+    base.mul_f64(jitter)
+}
+
+/// A record decoded again from the bytes kept for a retry.
+fn redecode<T: Model>(
+    consumer: &Consumer<T>,
+    raw: &RawMessage,
+    schema_id: u32,
+) -> Result<Record<T>> {
+    let payload = raw
+        .payload
+        .as_deref()
+        .ok_or_else(|| Error::Deserialization {
+            message: "the record kept no payload".into(),
+        })?;
+    Ok(Record {
+        value: consumer.codec().decode_prepared(payload)?,
+        key: raw.key.clone(),
+        headers: raw.headers.clone(),
+        topic: raw.topic.clone(),
+        partition: raw.partition,
+        offset: raw.offset,
+        timestamp: raw.timestamp,
+        schema_id,
+        payload: None,
+    })
+}
+
 /// One unit of work.
 enum Item<T> {
     Record(Record<T>),
@@ -951,13 +1334,7 @@ where
     Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
 {
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .retry_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_retry_delay);
-        // Full jitter on the upper half: between base/2 and base.
-        let jitter: f64 = rand::random::<f64>() * 0.5 + 0.5;
-        base.mul_f64(jitter)
+        backoff(self.retry_delay, self.max_retry_delay, attempt)
     }
 
     /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop. A
@@ -1016,7 +1393,7 @@ where
             let r = match record.take() {
                 Some(r) => r,
                 // A retry decodes the kept bytes again, so models need not be Clone.
-                None => self.redecode(&raw, schema_id)?,
+                None => redecode(&self.consumer, &raw, schema_id)?,
             };
             let started = Instant::now();
             let outcome = (self.handler)(r).await;
@@ -1091,27 +1468,6 @@ where
             done(self);
         }
         Ok(())
-    }
-
-    /// The record again, decoded from the bytes kept for a retry.
-    fn redecode(&self, raw: &RawMessage, schema_id: u32) -> Result<Record<T>> {
-        let payload = raw
-            .payload
-            .as_deref()
-            .ok_or_else(|| Error::Deserialization {
-                message: "the record kept no payload".into(),
-            })?;
-        Ok(Record {
-            value: self.consumer.codec().decode_prepared(payload)?,
-            key: raw.key.clone(),
-            headers: raw.headers.clone(),
-            topic: raw.topic.clone(),
-            partition: raw.partition,
-            offset: raw.offset,
-            timestamp: raw.timestamp,
-            schema_id,
-            payload: None,
-        })
     }
 
     /// A message that failed without running the handler: the error handler decides, else DLQ.

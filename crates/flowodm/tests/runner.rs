@@ -463,3 +463,135 @@ async fn on_shutdown_runs_even_when_startup_fails() {
     assert!(matches!(err, Error::Configuration { ref key, .. } if key == "db"));
     assert!(ran.load(Ordering::Relaxed));
 }
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[flowodm(
+    topic = "runner-eos-out",
+    key = "key",
+    namespace = "dev.flowodm.runner"
+)]
+struct Receipt {
+    key: String,
+    seq: i64,
+}
+
+/// Every receipt a `read_committed` reader sees on `topic`.
+async fn committed_receipts(topic: &str) -> Vec<i64> {
+    let consumer = client()
+        .consumer::<Receipt>()
+        .topics([topic])
+        .group(unique_name("eos-reader"))
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .build()
+        .unwrap();
+    let mut seqs = Vec::new();
+    loop {
+        match consumer.consume_one(Duration::from_secs(5)).await.unwrap() {
+            flowodm::consumer::Consumed::Record(r) => seqs.push(r.value.seq),
+            flowodm::consumer::Consumed::Timeout => return seqs,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_loop_publishes_each_input_once_across_an_abort_and_a_restart() {
+    let input = new_topic("runner-eos-in", 3).await;
+    let output = new_topic("runner-eos-out", 3).await;
+    let total: i64 = 300;
+    produce(&input, total).await;
+    let group = unique_name("runner-eos-g");
+    let txn_id = unique_name("runner-eos-txn");
+    let eos_loop = || {
+        ConsumerLoop::<Job>::builder(&client())
+            .group(&group)
+            .consumer(|c| c.topics([&input]).set("auto.offset.reset", "earliest"))
+            .max_retries(2)
+            .retry_delay(Duration::from_millis(10))
+            .poll_timeout(Duration::from_millis(200))
+    };
+    let producer = || {
+        client()
+            .producer::<Receipt>()
+            .topic(&output)
+            .transactional(&txn_id)
+            .build()
+            .unwrap()
+    };
+
+    // First run: one message fails once (retried inside its transaction); a later one makes
+    // the error handler stop the loop, so its transaction is aborted with outputs already sent.
+    let flaky_done = Arc::new(AtomicBool::new(false));
+    let first = eos_loop()
+        .error_handler(|f| {
+            if f.message.contains("boom") {
+                flowodm::runner::Decision::Stop
+            } else if f.attempts <= 2 {
+                flowodm::runner::Decision::Retry
+            } else {
+                flowodm::runner::Decision::DeadLetter
+            }
+        })
+        .run_exactly_once(
+            producer(),
+            move |r| {
+                let flaky_done = flaky_done.clone();
+                async move {
+                    let job = r.value;
+                    if job.seq == 77 && !flaky_done.swap(true, Ordering::SeqCst) {
+                        return Err(HandlerError::retryable(std::io::Error::other("flaky")));
+                    }
+                    if job.seq == 200 {
+                        return Err(HandlerError::fatal(std::io::Error::other("boom")));
+                    }
+                    Ok(vec![Receipt {
+                        key: job.key,
+                        seq: job.seq,
+                    }])
+                }
+            },
+            CancellationToken::new(),
+        );
+    let err = tokio::time::timeout(Duration::from_secs(120), first)
+        .await
+        .expect("the first run stops")
+        .expect_err("the error handler stopped it");
+    assert!(err.to_string().contains("boom"), "{err}");
+
+    // Second run: same group and transactional id; it resumes after the last committed batch.
+    let token = CancellationToken::new();
+    let (g, t, stopper) = (group.clone(), input.clone(), token.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let c = committed(&g, &t).await;
+            if c.values().map(|o| o.unwrap_or(0)).sum::<i64>() == total {
+                stopper.cancel();
+                return;
+            }
+        }
+    });
+    let second = eos_loop().run_exactly_once(
+        producer(),
+        |r| async move {
+            Ok::<_, HandlerError>(vec![Receipt {
+                key: r.value.key,
+                seq: r.value.seq,
+            }])
+        },
+        token,
+    );
+    tokio::time::timeout(Duration::from_secs(120), second)
+        .await
+        .expect("the second run finishes")
+        .unwrap();
+
+    let mut seqs = committed_receipts(&output).await;
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (0..total).collect::<Vec<_>>(),
+        "each input published exactly once"
+    );
+}
