@@ -57,7 +57,9 @@
 //!
 //! The dead-letter write is acknowledged before the offset moves on; if it cannot be written, the
 //! loop keeps trying and never skips the message. An [`error_handler`](LoopBuilder::error_handler)
-//! can decide otherwise per failure ([`Decision`]). Tombstones are not handed to the handler; they
+//! can decide otherwise per failure ([`Decision`]). A [`circuit_breaker`](LoopBuilder::circuit_breaker)
+//! stops calling the handler for a while after repeated retryable failures (a dependency is down),
+//! and a [`rate_limit`](LoopBuilder::rate_limit) caps handler calls per second. Tombstones are not handed to the handler; they
 //! are counted and passed over.
 //!
 //! # Lifecycle
@@ -79,7 +81,8 @@
 //!
 //! Through the `metrics` facade, labelled by `topic`: `flowodm_loop_processed_total`,
 //! `flowodm_loop_failed_total`, `flowodm_loop_retried_total`, `flowodm_loop_dead_lettered_total`,
-//! `flowodm_loop_tombstones_total` (counters) and `flowodm_loop_handler_seconds` (histogram).
+//! `flowodm_loop_tombstones_total`, `flowodm_loop_circuit_opened_total` (counters) and
+//! `flowodm_loop_handler_seconds` (histogram).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
@@ -233,6 +236,8 @@ impl<T: Model + Send + Sync> ConsumerLoop<T> {
             dead_letter_topic: None,
             semantics: Semantics::AtLeastOnce,
             order_by: OrderBy::Partition,
+            rate_limit: None,
+            circuit_breaker: None,
             error_handler: None,
             on_startup: None,
             on_shutdown: None,
@@ -255,6 +260,8 @@ pub struct LoopBuilder<T> {
     dead_letter_topic: Option<String>,
     semantics: Semantics,
     order_by: OrderBy,
+    rate_limit: Option<Duration>,
+    circuit_breaker: Option<(u32, Duration)>,
     error_handler: Option<ErrorHandler>,
     on_startup: Option<Hook>,
     on_shutdown: Option<Hook>,
@@ -355,6 +362,39 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
     /// ```
     pub fn order_by(mut self, order: OrderBy) -> Self {
         self.order_by = order;
+        self
+    }
+
+    /// At most `per_second` handler calls per second across the loop (retries included), for a
+    /// downstream service with a quota. Messages wait in their lanes meanwhile; when too many
+    /// wait, fetching stops (see the module docs on backpressure).
+    ///
+    /// ```no_run
+    /// # fn demo(b: flowodm::runner::LoopBuilder<Order>) {
+    /// # #[derive(flowodm::Model)] #[flowodm(topic = "t")] struct Order { id: String }
+    /// let b = b.rate_limit(200); // the payment API allows 200 calls a second
+    /// # }
+    /// ```
+    pub fn rate_limit(mut self, per_second: u32) -> Self {
+        self.rate_limit = (per_second > 0).then(|| Duration::from_secs(1) / per_second);
+        self
+    }
+
+    /// Stops calling the handler for `cooldown` after `failures` retryable failures in a row (a
+    /// dependency is down: hammering it helps nobody), then lets one call through as a probe: a
+    /// success closes the circuit, a failure opens it again. While open, messages wait (none is
+    /// failed or dead-lettered for it) and fetching stops once the buffer is full. Each opening
+    /// counts in `flowodm_loop_circuit_opened_total`.
+    ///
+    /// ```no_run
+    /// # fn demo(b: flowodm::runner::LoopBuilder<Order>) {
+    /// # #[derive(flowodm::Model)] #[flowodm(topic = "t")] struct Order { id: String }
+    /// use std::time::Duration;
+    /// let b = b.max_retries(u32::MAX).circuit_breaker(5, Duration::from_secs(10));
+    /// # }
+    /// ```
+    pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.circuit_breaker = Some((failures.max(1), cooldown));
         self
     }
 
@@ -508,6 +548,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             max_retry_delay: self.max_retry_delay,
             semantics: self.semantics,
             error_handler: self.error_handler.clone(),
+            gate: Gate::new(self.rate_limit, self.circuit_breaker),
             stop: shutdown.child_token(),
         });
 
@@ -775,6 +816,123 @@ impl Counts {
             retried: get(&self.retried),
             dead_lettered: get(&self.dead_lettered),
             tombstones: get(&self.tombstones),
+        }
+    }
+}
+
+/// What a handler call waits for first: the rate limit and the circuit breaker.
+struct Gate {
+    interval: Option<Duration>,
+    next_slot: Mutex<tokio::time::Instant>,
+    breaker: Option<(u32, Duration)>,
+    circuit: Mutex<Circuit>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Circuit {
+    consecutive: u32,
+    /// Open until this instant; `None` when closed.
+    open_until: Option<tokio::time::Instant>,
+    /// A probe call is running after the cooldown.
+    probing: bool,
+}
+
+impl Gate {
+    fn new(interval: Option<Duration>, breaker: Option<(u32, Duration)>) -> Self {
+        Gate {
+            interval,
+            next_slot: Mutex::new(tokio::time::Instant::now()),
+            breaker,
+            circuit: Mutex::default(),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits until a handler call may start: `None` if `stop` came first, else whether the
+    /// call is the probe of a half-open circuit.
+    async fn pass(&self, stop: &CancellationToken) -> Option<bool> {
+        let mut probe = false;
+        if self.breaker.is_some() {
+            loop {
+                let changed = self.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                let wait_until = {
+                    let mut c = self.circuit.lock().expect("circuit");
+                    match c.open_until {
+                        None => break,
+                        Some(t) if !c.probing && tokio::time::Instant::now() >= t => {
+                            c.probing = true;
+                            probe = true;
+                            break;
+                        }
+                        Some(t) if !c.probing => Some(t),
+                        Some(_) => None,
+                    }
+                };
+                let wake = async {
+                    match wait_until {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = &mut changed => {}
+                    _ = wake => {}
+                }
+            }
+        }
+        if let Some(interval) = self.interval {
+            let at = {
+                let mut next = self.next_slot.lock().expect("rate limit");
+                let at = (*next).max(tokio::time::Instant::now());
+                *next = at + interval;
+                at
+            };
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    if probe {
+                        self.circuit.lock().expect("circuit").probing = false;
+                    }
+                    return None;
+                }
+                _ = tokio::time::sleep_until(at) => {}
+            }
+        }
+        Some(probe)
+    }
+
+    /// The outcome of a call: a retryable failure counts towards opening the circuit.
+    fn record(&self, ok: bool, was_probe: bool, topic: &str) {
+        let Some((failures, cooldown)) = self.breaker else {
+            return;
+        };
+        let mut c = self.circuit.lock().expect("circuit");
+        if was_probe {
+            c.probing = false;
+        }
+        if ok {
+            c.consecutive = 0;
+            if c.open_until.take().is_some() {
+                tracing::info!(topic, "circuit closed: the handler succeeds again");
+                self.changed.notify_waiters();
+            }
+            return;
+        }
+        c.consecutive += 1;
+        if was_probe || (c.open_until.is_none() && c.consecutive >= failures) {
+            c.open_until = Some(tokio::time::Instant::now() + cooldown);
+            metrics::counter!("flowodm_loop_circuit_opened_total", "topic" => topic.to_string())
+                .increment(1);
+            tracing::warn!(
+                topic,
+                failures = c.consecutive,
+                ?cooldown,
+                "circuit open: pausing the handler"
+            );
+            self.changed.notify_waiters();
         }
     }
 }
@@ -1324,6 +1482,7 @@ struct TaskCtx<T, H> {
     max_retry_delay: Duration,
     semantics: Semantics,
     error_handler: Option<ErrorHandler>,
+    gate: Gate,
     stop: CancellationToken,
 }
 
@@ -1395,11 +1554,17 @@ where
                 // A retry decodes the kept bytes again, so models need not be Clone.
                 None => redecode(&self.consumer, &raw, schema_id)?,
             };
+            let Some(probe) = self.gate.pass(&self.stop).await else {
+                // Shut down while waiting for the rate limit or an open circuit: unfinished.
+                return Ok(());
+            };
             let started = Instant::now();
             let outcome = (self.handler)(r).await;
             metrics
                 .handler_seconds
                 .record(started.elapsed().as_secs_f64());
+            let ok = outcome.as_ref().map_or_else(|e| !e.retryable, |_| true);
+            self.gate.record(ok, probe, &tp.topic);
             let e = match outcome {
                 Ok(()) => {
                     metrics.processed.increment(1);

@@ -595,3 +595,103 @@ async fn exactly_once_loop_publishes_each_input_once_across_an_abort_and_a_resta
         "each input published exactly once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_breaker_pauses_calls_while_a_dependency_is_down_and_loses_nothing() {
+    let topic = new_topic("runner-breaker", 1).await;
+    let total = 20;
+    produce(&topic, total).await;
+    // The dependency fails the first 6 calls; the circuit opens after 3 failures in a row.
+    let calls: Arc<Mutex<Vec<(std::time::Instant, bool)>>> = Arc::default();
+    let handled: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
+    let token = CancellationToken::new();
+    let (c, h, t) = (calls.clone(), handled.clone(), token.clone());
+    let cooldown = Duration::from_millis(700);
+    let stats = ConsumerLoop::<Job>::builder(&client())
+        .group(unique_name("runner-breaker-g"))
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .max_retries(u32::MAX)
+        .retry_delay(Duration::from_millis(5))
+        .circuit_breaker(3, cooldown)
+        .run(
+            move |r| {
+                let (c, h, t) = (c.clone(), h.clone(), t.clone());
+                async move {
+                    let mut calls = c.lock().unwrap();
+                    let ok = calls.len() >= 6;
+                    calls.push((std::time::Instant::now(), ok));
+                    if !ok {
+                        return Err(HandlerError::retryable(std::io::Error::other("db down")));
+                    }
+                    let mut done = h.lock().unwrap();
+                    done.insert(r.value.seq);
+                    if done.len() == total as usize {
+                        t.cancel();
+                    }
+                    Ok(())
+                }
+            },
+            token.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats.processed, total as u64);
+    assert_eq!(stats.dead_lettered, 0, "an outage dead-letters nothing");
+    assert_eq!(handled.lock().unwrap().len(), total as usize);
+    let calls = calls.lock().unwrap().clone();
+    // Calls 1-3 fail quickly; then the circuit is open for the cooldown before the probe
+    // (call 4) fails and reopens it, and again before call 5.
+    for i in [3, 4] {
+        let gap = calls[i].0 - calls[i - 1].0;
+        assert!(
+            gap >= cooldown.mul_f64(0.9),
+            "call {} came {gap:?} after a failure that opened the circuit",
+            i + 1
+        );
+    }
+    let quick = calls[1].0 - calls[0].0;
+    assert!(
+        quick < cooldown / 2,
+        "before the circuit opens retries are quick ({quick:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_spaces_handler_calls() {
+    let topic = new_topic("runner-rate", 3).await;
+    let total = 30;
+    produce(&topic, total).await;
+    let times: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let token = CancellationToken::new();
+    let (tm, t) = (times.clone(), token.clone());
+    ConsumerLoop::<Job>::builder(&client())
+        .group(unique_name("runner-rate-g"))
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .order_by(OrderBy::Key)
+        .max_concurrent(10)
+        .rate_limit(50)
+        .run(
+            move |_| {
+                let (tm, t) = (tm.clone(), t.clone());
+                async move {
+                    let mut times = tm.lock().unwrap();
+                    times.push(std::time::Instant::now());
+                    if times.len() == total as usize {
+                        t.cancel();
+                    }
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            token.clone(),
+        )
+        .await
+        .unwrap();
+    let mut times = times.lock().unwrap().clone();
+    times.sort();
+    // 30 calls at 50 a second take at least 29 intervals of 20 ms, whatever the concurrency.
+    let span = *times.last().unwrap() - times[0];
+    assert!(
+        span >= Duration::from_millis(29 * 20 - 10),
+        "30 calls in {span:?}"
+    );
+}
