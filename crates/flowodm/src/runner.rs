@@ -1376,7 +1376,10 @@ impl Shared {
     /// partition's epoch.
     fn received(&self, tp: &TopicPartition, offset: i64) -> u64 {
         let mut marks = self.marks.lock().expect("lock");
-        let mark = marks.entry(tp.clone()).or_default();
+        if !marks.contains_key(tp) {
+            marks.insert(tp.clone(), Watermark::default());
+        }
+        let mark = marks.get_mut(tp).expect("just inserted");
         mark.pending.insert(offset);
         mark.epoch
     }
@@ -1430,12 +1433,13 @@ impl Shared {
     }
 
     fn started(&self, tp: &TopicPartition) {
-        *self
-            .in_flight
-            .lock()
-            .expect("lock")
-            .entry(tp.clone())
-            .or_default() += 1;
+        let mut m = self.in_flight.lock().expect("lock");
+        match m.get_mut(tp) {
+            Some(n) => *n += 1,
+            None => {
+                m.insert(tp.clone(), 1);
+            }
+        }
     }
 
     fn finished(&self, tp: &TopicPartition) {
