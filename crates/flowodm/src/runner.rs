@@ -1205,11 +1205,7 @@ where
                 kind: "handler",
                 message: e.to_string(),
             };
-            let decision = match &self.error_handler {
-                Some(h) => h(&failure),
-                None if e.retryable && attempts <= self.max_retries => Decision::Retry,
-                None => Decision::DeadLetter,
-            };
+            let decision = decide(self.error_handler.as_ref(), &failure, self.max_retries);
             if decision == Decision::Retry {
                 if self.stop.is_cancelled() {
                     return Err(TxnFailure::Stop(Error::config(
@@ -1259,6 +1255,16 @@ where
                 Ok(())
             }
         }
+    }
+}
+
+/// What happens to a failed handler call: the error handler decides; without one, a retryable
+/// failure is retried up to `max_retries` times and then, like any other, dead-lettered.
+fn decide(handler: Option<&ErrorHandler>, failure: &Failure<'_>, max_retries: u32) -> Decision {
+    match handler {
+        Some(h) => h(failure),
+        None if failure.retryable && failure.attempts <= max_retries => Decision::Retry,
+        None => Decision::DeadLetter,
     }
 }
 
@@ -1587,11 +1593,7 @@ where
                 kind: "handler",
                 message: e.to_string(),
             };
-            let decision = match &self.error_handler {
-                Some(h) => h(&failure),
-                None if e.retryable && attempts <= self.max_retries => Decision::Retry,
-                None => Decision::DeadLetter,
-            };
+            let decision = decide(self.error_handler.as_ref(), &failure, self.max_retries);
             match decision {
                 Decision::Retry if self.stop.is_cancelled() => {
                     tracing::info!(

@@ -275,8 +275,8 @@ fn is_record(set: &SchemaSet, ty: &Ty) -> bool {
 
 fn describe(ty: &Ty) -> String {
     match ty {
-        Ty::Prim(p) => format!("`{}`", p.as_str()),
-        Ty::Logical { base, logical, .. } => format!("`{}` ({logical})", base.as_str()),
+        Ty::Prim(p) => format!("`{}`", p.name()),
+        Ty::Logical { base, logical, .. } => format!("`{}` ({logical})", base.name()),
         Ty::Array(_) => "an array".into(),
         Ty::Map(_) => "a map".into(),
         Ty::Union(_) => "a union".into(),
@@ -292,7 +292,7 @@ fn lit(s: &str) -> String {
 /// The variant name of a union branch.
 fn variant_name(ty: &Ty, type_names: &HashMap<String, String>) -> String {
     match ty {
-        Ty::Prim(p) => names::type_ident(p.as_str()),
+        Ty::Prim(p) => names::type_ident(p.name()),
         Ty::Logical { logical, .. } => names::type_ident(logical),
         Ty::Array(_) => "Array".into(),
         Ty::Map(_) => "Map".into(),
@@ -625,7 +625,7 @@ impl Mapper<'_> {
                     &ctx.path,
                     format!(
                         "the logical type `{logical}` on `{}` has no Rust mapping in the derive; supported: date and time-millis (int), time-micros, timestamp-millis/micros and local-timestamp-millis/micros (long), uuid (string), decimal (bytes)",
-                        base.as_str()
+                        base.name()
                     ),
                 ))
             }

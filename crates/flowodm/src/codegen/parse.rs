@@ -26,46 +26,7 @@ pub(super) enum Ty {
     Named(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Prim {
-    Null,
-    Boolean,
-    Int,
-    Long,
-    Float,
-    Double,
-    Bytes,
-    String,
-}
-
-impl Prim {
-    fn parse(s: &str) -> Option<Prim> {
-        Some(match s {
-            "null" => Prim::Null,
-            "boolean" => Prim::Boolean,
-            "int" => Prim::Int,
-            "long" => Prim::Long,
-            "float" => Prim::Float,
-            "double" => Prim::Double,
-            "bytes" => Prim::Bytes,
-            "string" => Prim::String,
-            _ => return None,
-        })
-    }
-
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Prim::Null => "null",
-            Prim::Boolean => "boolean",
-            Prim::Int => "int",
-            Prim::Long => "long",
-            Prim::Float => "float",
-            Prim::Double => "double",
-            Prim::Bytes => "bytes",
-            Prim::String => "string",
-        }
-    }
-}
+pub(super) use crate::schema::Prim;
 
 /// A record, enum or fixed.
 #[derive(Debug, Clone)]

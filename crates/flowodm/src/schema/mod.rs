@@ -86,6 +86,7 @@ mod compat;
 mod load;
 mod registry;
 mod shape;
+pub(crate) use shape::Prim;
 mod validate;
 
 pub use compat::{

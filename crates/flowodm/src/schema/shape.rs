@@ -24,6 +24,21 @@ pub(crate) enum Prim {
 }
 
 impl Prim {
+    /// The primitive type named `s`, if it is one.
+    pub(crate) fn parse(s: &str) -> Option<Prim> {
+        Some(match s {
+            "null" => Prim::Null,
+            "boolean" => Prim::Boolean,
+            "int" => Prim::Int,
+            "long" => Prim::Long,
+            "float" => Prim::Float,
+            "double" => Prim::Double,
+            "bytes" => Prim::Bytes,
+            "string" => Prim::String,
+            _ => return None,
+        })
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Prim::Null => "null",
