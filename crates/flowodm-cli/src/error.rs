@@ -6,6 +6,12 @@ use flowodm::rdkafka::error::KafkaError;
 use flowodm::rdkafka::types::RDKafkaErrorCode;
 use flowodm::registry::error_code;
 
+/// The hint for a file that is JSON but not a valid Avro schema.
+pub const AVRO_SPEC_HINT: &str = "see the Avro specification's \"Schema Declaration\" section";
+
+/// The hint for a file that is not JSON.
+pub const JSON_HINT: &str = "an .avsc file holds one Avro schema written as JSON";
+
 /// An error that knows how the user can fix it.
 #[derive(Debug)]
 pub struct Hinted {
@@ -86,6 +92,11 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
             })
         }
         flowodm::Error::Kafka(e) => return kafka_hint(e),
+        flowodm::Error::SchemaFile { line: Some(_), .. } => JSON_HINT,
+        flowodm::Error::SchemaFile { message, .. } if message.starts_with("cannot read") => {
+            "check the path given to --avro or --dir"
+        }
+        flowodm::Error::SchemaFile { .. } => AVRO_SPEC_HINT,
         _ => return None,
     };
     Some(hint.to_string())

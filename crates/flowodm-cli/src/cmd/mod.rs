@@ -4,6 +4,7 @@ pub mod consume;
 pub mod groups;
 pub mod produce;
 pub mod registry;
+pub mod schema;
 pub mod topics;
 
 use clap::CommandFactory;
