@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXIT_CODES: &str = "\
 Exit status:
   0  success
-  1  the command ran but a check failed: the registry refused a schema as incompatible,
+  1  the command ran but a check failed: a schema is incompatible (upload-schema,
+     check-compatibility, validate --dir), validate found a file invalid or different,
      `consume` met messages it could not decode, `produce` met input lines it could not send
   2  usage or runtime error: a bad flag, an unreachable registry or broker, an unknown subject, …
 

@@ -12,6 +12,7 @@ use serde_json::{json, Value as Json};
 use crate::cli::{CheckCompatibilityArgs, Format, ValidateArgs};
 use crate::cmd::registry::parse_version;
 use crate::context::Context;
+use crate::error::Hinted;
 use crate::output::line;
 use crate::Outcome;
 
@@ -267,6 +268,13 @@ async fn validate_directory(
     let registry = ctx.registry()?;
     let level = args.level.map(CompatibilityLevel::from);
     let check = check_dir(&registry, dir, level).await?;
+    if check.subjects.is_empty() {
+        return Err(Hinted::new(
+            format!("{} holds no .avsc files", dir.display()),
+            "export the models' schemas there first (ModelSchemas::export_dir)",
+        )
+        .into());
+    }
     let strict = if args.strict {
         Some(validate_dir(&registry, dir).await?)
     } else {

@@ -14,7 +14,7 @@ use crate::common::*;
 use chrono::{DateTime, Utc};
 use flowodm::schema::ModelSchemas;
 
-/// An order, as the application writes it to the `orders` topic.
+/// An order, as the application sends it.
 #[derive(flowodm::Model)]
 #[flowodm(topic = "orders", key = "customer_id", namespace = "com.example")]
 pub struct Order {

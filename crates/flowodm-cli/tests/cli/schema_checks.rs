@@ -319,6 +319,27 @@ fn validate_files_alone_and_bad_files() {
 }
 
 #[test]
+fn an_empty_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    flowodm()
+        .args(["validate", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("holds no .avsc files"))
+        .stderr(predicate::str::contains("hint: export the models' schemas"));
+    flowodm()
+        .args(["validate", "--dir"])
+        .arg(dir.path().join("missing"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read the directory"))
+        .stderr(predicate::str::contains(
+            "hint: check the path given to --avro or --dir",
+        ));
+}
+
+#[test]
 fn an_unreachable_registry_is_an_error_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let avsc = write(dir.path(), "orders-value.avsc", V1);
