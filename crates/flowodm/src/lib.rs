@@ -27,6 +27,7 @@ pub mod admin;
 pub mod avro;
 pub mod client;
 pub mod codec;
+pub mod codegen;
 pub mod config;
 pub mod consumer;
 mod error;

@@ -78,8 +78,9 @@
 //! `flowodm_loop_failed_total`, `flowodm_loop_retried_total`, `flowodm_loop_dead_lettered_total`,
 //! `flowodm_loop_tombstones_total` (counters) and `flowodm_loop_handler_seconds` (histogram).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -473,54 +474,34 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             stop: shutdown.child_token(),
         });
 
-        // Work waits in lanes: one per partition, or per (partition, key). A lane runs one item
-        // at a time; `ready` lists the lanes that have work and none running.
-        let mut lanes: HashMap<Lane, VecDeque<Queued<T>>> = HashMap::new();
-        let mut ready: VecDeque<Lane> = VecDeque::new();
-        let mut running: JoinSet<(Lane, Result<()>)> = JoinSet::new();
-        let mut busy: HashSet<Lane> = HashSet::new();
-        let mut buffered = 0usize;
-        let mut paused = false;
-        let mut last_commit = Instant::now();
-        // Stop fetching when this much is buffered; once paused, resume only when it drained to
-        // the low mark: librdkafka drops a paused partition's prefetched messages and fetches
-        // them again on resume, so pausing and resuming on every message would cost a fetch each.
+        // Work waits in lanes: one per partition, or per (partition, key). A lane with work has
+        // one worker task that handles its items one after another; a semaphore bounds how many
+        // items run at once across lanes.
         let high_water = (self.max_concurrent * 20).max(100);
         let low_water = self.max_concurrent * 2;
+        let dispatch = Arc::new(Dispatch::<T> {
+            lanes: Mutex::default(),
+            buffered: AtomicUsize::new(0),
+            room: tokio::sync::Notify::new(),
+            permits: tokio::sync::Semaphore::new(self.max_concurrent),
+            high_water,
+            low_water,
+        });
+        let mut workers: JoinSet<Result<()>> = JoinSet::new();
+        let mut paused = false;
         let mut full_since: Option<tokio::time::Instant> = None;
+        let mut last_commit = Instant::now();
         let mut failure: Option<Error> = None;
 
         loop {
-            // Start work on ready lanes, up to max_concurrent.
-            while running.len() < self.max_concurrent {
-                let Some(lane) = ready.pop_front() else { break };
-                let Some(queued) = lanes.get_mut(&lane).and_then(VecDeque::pop_front) else {
-                    lanes.remove(&lane);
-                    continue;
-                };
-                buffered -= 1;
-                if !state.is_current(&queued.tp, queued.epoch) {
-                    // Fetched before its partition was revoked: the new owner reads it again.
-                    requeue(&mut lanes, &mut ready, lane);
-                    continue;
-                }
-                state.started(&queued.tp);
-                busy.insert(lane.clone());
-                let ctx = ctx.clone();
-                running.spawn(async move {
-                    let Queued { item, tp, epoch } = queued;
-                    let r = ctx.process(item, &tp, epoch).await;
-                    ctx.state.finished(&tp);
-                    (lane, r)
-                });
-            }
+            let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
             // Backpressure, in two steps. While too much is buffered the loop stops asking for
             // messages: librdkafka's own prefetch queue fills and its fetcher waits, which costs
             // nothing when handlers catch up within milliseconds. Only if the buffer stays full
             // for `PAUSE_AFTER` are the partitions paused, so that polling can go on (serving
             // rebalances, keeping the group membership under max.poll.interval.ms); a paused
-            // partition takes up to a second to flow again, so fast handlers should never get
-            // there.
+            // partition takes up to a second to flow again after it is resumed (librdkafka drops
+            // its prefetched messages and fetches them again), so fast handlers never get there.
             let full = buffered >= high_water;
             match (full, full_since) {
                 (true, None) => full_since = Some(tokio::time::Instant::now()),
@@ -559,22 +540,27 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             }
             tokio::select! {
                 _ = ctx.stop.cancelled() => break,
-                Some(done) = running.join_next(), if !running.is_empty() => {
-                    let (lane, result) = done.map_err(|e| Error::config("runtime", e.to_string()))?;
-                    busy.remove(&lane);
-                    requeue(&mut lanes, &mut ready, lane);
-                    if let Err(e) = result {
-                        failure = Some(e);
-                        ctx.stop.cancel();
+                Some(done) = workers.join_next(), if !workers.is_empty() => {
+                    match done {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            failure = Some(e);
+                            ctx.stop.cancel();
+                        }
+                        Err(e) => {
+                            failure = Some(Error::config("runtime", format!("a handler task failed: {e}")));
+                            ctx.stop.cancel();
+                        }
                     }
                 }
+                _ = dispatch.room.notified(), if !fetch || paused => {}
                 _ = tokio::time::sleep_until(pause_at), if !fetch => {}
                 polled = consumer.consume_one(self.poll_timeout), if fetch => {
                     let item = match polled {
                         Ok(Consumed::Record(r)) => Some(Item::Record(r)),
                         Ok(Consumed::Tombstone(t)) => {
                             metrics::counter!("flowodm_loop_tombstones_total", "topic" => t.topic.clone()).increment(1);
-                            state.stats.lock().expect("stats").tombstones += 1;
+                            state.stats.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
                             Some(Item::Tombstone(t))
                         }
                         Ok(Consumed::Timeout) => None,
@@ -595,23 +581,21 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                             },
                             tp: tp.clone(),
                         };
-                        let queue = lanes.entry(lane.clone()).or_default();
-                        let idle = queue.is_empty() && !busy.contains(&lane);
-                        queue.push_back(Queued { item, tp, epoch });
-                        buffered += 1;
-                        if idle {
-                            ready.push_back(lane);
+                        if dispatch.push(lane.clone(), Queued { item, tp, epoch }) {
+                            workers.spawn(lane_worker(ctx.clone(), dispatch.clone(), lane));
                         }
                     }
                 }
             }
         }
 
-        // Shutdown: no new work; let in-flight messages finish; commit; leave.
+        // Shutdown: no new work (workers stop taking items once `stop` is cancelled); let
+        // in-flight messages finish; commit; leave.
+        ctx.stop.cancel();
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
-        while !running.is_empty() {
-            match tokio::time::timeout_at(deadline, running.join_next()).await {
-                Ok(Some(Ok((_, result)))) => {
+        while !workers.is_empty() {
+            match tokio::time::timeout_at(deadline, workers.join_next()).await {
+                Ok(Some(Ok(result))) => {
                     if let (Err(e), None) = (result, &failure) {
                         failure = Some(e);
                     }
@@ -620,19 +604,140 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(
-                        in_flight = running.len(),
+                        in_flight = workers.len(),
                         "shutdown timeout: abandoning in-flight messages (they are not committed)"
                     );
-                    running.abort_all();
+                    workers.abort_all();
                     break;
                 }
             }
         }
         consumer.commit_stored()?;
-        let stats = state.stats.lock().expect("stats").clone();
+        let stats = state.stats.snapshot();
         match failure {
             Some(e) => Err(e),
             None => Ok(stats),
+        }
+    }
+}
+
+/// The lanes and the count of items waiting in them, shared by the poller and the lane workers.
+struct Dispatch<T> {
+    lanes: Mutex<HashMap<Lane, LaneQueue<T>>>,
+    buffered: AtomicUsize,
+    /// Signalled when the buffer drains below the high or to the low water mark.
+    room: tokio::sync::Notify,
+    permits: tokio::sync::Semaphore,
+    high_water: usize,
+    low_water: usize,
+}
+
+struct LaneQueue<T> {
+    items: VecDeque<Queued<T>>,
+    /// Whether a worker is draining this lane.
+    worked: bool,
+}
+
+impl<T> Dispatch<T> {
+    /// Queues an item; returns true when its lane needs a worker.
+    fn push(&self, lane: Lane, item: Queued<T>) -> bool {
+        let mut lanes = self.lanes.lock().expect("lanes");
+        let queue = lanes.entry(lane).or_insert_with(|| LaneQueue {
+            items: VecDeque::new(),
+            worked: false,
+        });
+        queue.items.push_back(item);
+        self.buffered.fetch_add(1, AtomicOrdering::AcqRel);
+        !std::mem::replace(&mut queue.worked, true)
+    }
+
+    /// The lane's next item, or `None` (and the lane is forgotten) when it is empty.
+    fn pop(&self, lane: &Lane) -> Option<Queued<T>> {
+        let mut lanes = self.lanes.lock().expect("lanes");
+        let queue = lanes.get_mut(lane)?;
+        let Some(item) = queue.items.pop_front() else {
+            lanes.remove(lane);
+            return None;
+        };
+        drop(lanes);
+        let left = self.buffered.fetch_sub(1, AtomicOrdering::AcqRel) - 1;
+        if left + 1 == self.high_water || left == self.low_water {
+            self.room.notify_one();
+        }
+        Some(item)
+    }
+}
+
+/// Handles a lane's items in order until it is empty or the loop stops.
+async fn lane_worker<T, H, Fut>(
+    ctx: Arc<TaskCtx<T, H>>,
+    dispatch: Arc<Dispatch<T>>,
+    lane: Lane,
+) -> Result<()>
+where
+    T: Model + Send + Sync,
+    H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+{
+    let metrics = LoopMetrics::new(&lane.tp.topic);
+    while !ctx.stop.is_cancelled() {
+        let Some(Queued { item, tp, epoch }) = dispatch.pop(&lane) else {
+            return Ok(());
+        };
+        if !ctx.state.is_current(&tp, epoch) {
+            // Fetched before its partition was revoked: the new owner reads it again.
+            continue;
+        }
+        let _permit = dispatch.permits.acquire().await.expect("never closed");
+        ctx.state.started(&tp);
+        let result = ctx.process(item, &tp, epoch, &metrics).await;
+        ctx.state.finished(&tp);
+        result?;
+    }
+    Ok(())
+}
+
+/// The loop's metric handles for one topic, registered once per lane worker.
+struct LoopMetrics {
+    processed: metrics::Counter,
+    failed: metrics::Counter,
+    retried: metrics::Counter,
+    dead_lettered: metrics::Counter,
+    handler_seconds: metrics::Histogram,
+}
+
+impl LoopMetrics {
+    fn new(topic: &str) -> Self {
+        let t = topic.to_string();
+        LoopMetrics {
+            processed: metrics::counter!("flowodm_loop_processed_total", "topic" => t.clone()),
+            failed: metrics::counter!("flowodm_loop_failed_total", "topic" => t.clone()),
+            retried: metrics::counter!("flowodm_loop_retried_total", "topic" => t.clone()),
+            dead_lettered: metrics::counter!("flowodm_loop_dead_lettered_total", "topic" => t.clone()),
+            handler_seconds: metrics::histogram!("flowodm_loop_handler_seconds", "topic" => t),
+        }
+    }
+}
+
+/// The loop's counts, updated by the workers.
+#[derive(Default)]
+struct Counts {
+    processed: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    tombstones: AtomicU64,
+}
+
+impl Counts {
+    fn snapshot(&self) -> LoopStats {
+        let get = |c: &AtomicU64| c.load(AtomicOrdering::Relaxed);
+        LoopStats {
+            processed: get(&self.processed),
+            failed: get(&self.failed),
+            retried: get(&self.retried),
+            dead_lettered: get(&self.dead_lettered),
+            tombstones: get(&self.tombstones),
         }
     }
 }
@@ -693,19 +798,6 @@ struct Queued<T> {
     epoch: u64,
 }
 
-/// After a lane's item finished or was dropped: back in line if it has more, else forgotten.
-fn requeue<T>(
-    lanes: &mut HashMap<Lane, VecDeque<Queued<T>>>,
-    ready: &mut VecDeque<Lane>,
-    lane: Lane,
-) {
-    if lanes.get(&lane).is_some_and(|q| !q.is_empty()) {
-        ready.push_back(lane);
-    } else {
-        lanes.remove(&lane);
-    }
-}
-
 /// A partition's unfinished offsets and the next offset to commit once they are done.
 #[derive(Default)]
 struct Watermark {
@@ -722,7 +814,7 @@ struct Watermark {
 struct Shared {
     in_flight: Mutex<HashMap<TopicPartition, usize>>,
     idle: Condvar,
-    stats: Mutex<LoopStats>,
+    stats: Counts,
     /// Per partition: unfinished offsets, and how often it was revoked (its epoch).
     marks: Mutex<HashMap<TopicPartition, Watermark>>,
 }
@@ -849,26 +941,32 @@ where
         base.mul_f64(jitter)
     }
 
-    /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop.
-    async fn process(&self, item: Item<T>, tp: &TopicPartition, epoch: u64) -> Result<()> {
-        let (topic, partition, offset) = match &item {
-            Item::Record(r) => (r.topic.clone(), r.partition, r.offset),
-            Item::Tombstone(t) => (t.topic.clone(), t.partition, t.offset),
-            Item::Undecodable(raw, _) => (raw.topic.clone(), raw.partition, raw.offset),
-        };
+    /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop. A
+    /// message whose retry is cut short by shutdown is left unfinished (not committed), so the
+    /// next run handles it again.
+    async fn process(
+        &self,
+        item: Item<T>,
+        tp: &TopicPartition,
+        epoch: u64,
+        metrics: &LoopMetrics,
+    ) -> Result<()> {
+        let offset = item.offset();
         // Storing fails only for a partition this member no longer holds (its revocation timed
         // out): the new owner re-delivers the message, which at-least-once allows; not a reason
         // to stop the loop.
         let done = |this: &Self| {
             if let Some(upto) = this.state.complete(tp, epoch, offset) {
-                if let Err(e) = this.consumer.store_offset(&topic, partition, upto) {
-                    tracing::warn!(error = %e, topic, partition, offset = upto, "storing a finished offset failed");
+                if let Err(e) = this.consumer.store_offset(&tp.topic, tp.partition, upto) {
+                    tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
                 }
             }
-            Ok::<(), Error>(())
         };
-        match item {
-            Item::Tombstone(_) => done(self),
+        let record = match item {
+            Item::Tombstone(_) => {
+                done(self);
+                return Ok(());
+            }
             Item::Undecodable(raw, source) => {
                 let failure = Failure {
                     raw: &raw,
@@ -877,82 +975,126 @@ where
                     kind: source.kind().as_str(),
                     message: source.to_string(),
                 };
-                self.fail(&failure).await?;
-                done(self)
+                self.fail(&failure, metrics).await?;
+                done(self);
+                return Ok(());
             }
-            Item::Record(record) => {
-                if self.semantics == Semantics::AtMostOnce {
-                    done(self)?;
-                    self.consumer.commit_stored()?;
-                }
-                let raw = raw_of(&record);
-                let mut attempts = 0u32;
-                let mut record = Some(record);
-                loop {
-                    attempts += 1;
-                    let r = record.take().expect("a record per attempt");
-                    // A retry decodes the kept bytes again, so models need not be Clone.
-                    let again = self.consumer.redecode(&r);
-                    let started = Instant::now();
-                    let outcome = (self.handler)(r).await;
-                    metrics::histogram!("flowodm_loop_handler_seconds", "topic" => topic.clone())
-                        .record(started.elapsed().as_secs_f64());
-                    match outcome {
-                        Ok(()) => {
-                            metrics::counter!("flowodm_loop_processed_total", "topic" => topic.clone()).increment(1);
-                            self.state.stats.lock().expect("stats").processed += 1;
-                            break;
-                        }
-                        Err(e) => {
-                            let failure = Failure {
-                                raw: &raw,
-                                attempts,
-                                retryable: e.retryable,
-                                kind: "handler",
-                                message: e.to_string(),
-                            };
-                            let decision = match &self.error_handler {
-                                Some(h) => h(&failure),
-                                None if e.retryable && attempts <= self.max_retries => {
-                                    Decision::Retry
-                                }
-                                None => Decision::DeadLetter,
-                            };
-                            if decision == Decision::Retry && !self.stop.is_cancelled() {
-                                metrics::counter!("flowodm_loop_retried_total", "topic" => topic.clone()).increment(1);
-                                self.state.stats.lock().expect("stats").retried += 1;
-                                tokio::time::sleep(self.backoff(attempts - 1)).await;
-                                record = Some(again?);
-                                continue;
-                            }
-                            match decision {
-                                Decision::Stop => {
-                                    self.stop.cancel();
-                                    return Err(Error::config(
-                                        "handler",
-                                        format!("stopped by the error handler: {e}"),
-                                    ));
-                                }
-                                Decision::Skip => {
-                                    metrics::counter!("flowodm_loop_failed_total", "topic" => topic.clone()).increment(1);
-                                    self.state.stats.lock().expect("stats").failed += 1;
-                                }
-                                _ => self.dead_letter(&failure).await?,
-                            }
-                            break;
-                        }
-                    }
-                }
-                if self.semantics == Semantics::AtLeastOnce {
-                    done(self)?;
-                }
-                Ok(())
-            }
+            Item::Record(record) => record,
+        };
+        if self.semantics == Semantics::AtMostOnce {
+            done(self);
+            self.consumer.commit_stored()?;
         }
+        // What the dead-letter topic needs, kept before the record moves into the handler.
+        let raw = raw_of(&record);
+        let schema_id = record.schema_id;
+        let mut attempts = 0u32;
+        let mut record = Some(record);
+        loop {
+            attempts += 1;
+            let r = match record.take() {
+                Some(r) => r,
+                // A retry decodes the kept bytes again, so models need not be Clone.
+                None => self.redecode(&raw, schema_id)?,
+            };
+            let started = Instant::now();
+            let outcome = (self.handler)(r).await;
+            metrics
+                .handler_seconds
+                .record(started.elapsed().as_secs_f64());
+            let e = match outcome {
+                Ok(()) => {
+                    metrics.processed.increment(1);
+                    self.state
+                        .stats
+                        .processed
+                        .fetch_add(1, AtomicOrdering::Relaxed);
+                    break;
+                }
+                Err(e) => e,
+            };
+            let failure = Failure {
+                raw: &raw,
+                attempts,
+                retryable: e.retryable,
+                kind: "handler",
+                message: e.to_string(),
+            };
+            let decision = match &self.error_handler {
+                Some(h) => h(&failure),
+                None if e.retryable && attempts <= self.max_retries => Decision::Retry,
+                None => Decision::DeadLetter,
+            };
+            match decision {
+                Decision::Retry if self.stop.is_cancelled() => {
+                    tracing::info!(
+                        topic = tp.topic,
+                        partition = tp.partition,
+                        offset,
+                        "shutting down: a message waiting for a retry is left uncommitted"
+                    );
+                    return Ok(());
+                }
+                Decision::Retry => {
+                    metrics.retried.increment(1);
+                    self.state
+                        .stats
+                        .retried
+                        .fetch_add(1, AtomicOrdering::Relaxed);
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.backoff(attempts - 1)) => {}
+                        // Shutdown does not wait out a backoff; the message stays uncommitted.
+                        _ = self.stop.cancelled() => return Ok(()),
+                    }
+                    continue;
+                }
+                Decision::Stop => {
+                    self.stop.cancel();
+                    return Err(Error::config(
+                        "handler",
+                        format!("stopped by the error handler: {e}"),
+                    ));
+                }
+                Decision::Skip => {
+                    metrics.failed.increment(1);
+                    self.state
+                        .stats
+                        .failed
+                        .fetch_add(1, AtomicOrdering::Relaxed);
+                }
+                _ => self.dead_letter(&failure, metrics).await?,
+            }
+            break;
+        }
+        if self.semantics == Semantics::AtLeastOnce {
+            done(self);
+        }
+        Ok(())
+    }
+
+    /// The record again, decoded from the bytes kept for a retry.
+    fn redecode(&self, raw: &RawMessage, schema_id: u32) -> Result<Record<T>> {
+        let payload = raw
+            .payload
+            .as_deref()
+            .ok_or_else(|| Error::Deserialization {
+                message: "the record kept no payload".into(),
+            })?;
+        Ok(Record {
+            value: self.consumer.codec().decode_prepared(payload)?,
+            key: raw.key.clone(),
+            headers: raw.headers.clone(),
+            topic: raw.topic.clone(),
+            partition: raw.partition,
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            schema_id,
+            payload: raw.payload.clone(),
+        })
     }
 
     /// A message that failed without running the handler: the error handler decides, else DLQ.
-    async fn fail(&self, failure: &Failure<'_>) -> Result<()> {
+    async fn fail(&self, failure: &Failure<'_>, metrics: &LoopMetrics) -> Result<()> {
         let decision = match &self.error_handler {
             Some(h) => h(failure),
             None => Decision::DeadLetter,
@@ -966,14 +1108,18 @@ where
                 ))
             }
             Decision::Skip | Decision::Retry => {
-                self.state.stats.lock().expect("stats").failed += 1;
+                metrics.failed.increment(1);
+                self.state
+                    .stats
+                    .failed
+                    .fetch_add(1, AtomicOrdering::Relaxed);
                 Ok(())
             }
-            Decision::DeadLetter => self.dead_letter(failure).await,
+            Decision::DeadLetter => self.dead_letter(failure, metrics).await,
         }
     }
 
-    async fn dead_letter(&self, failure: &Failure<'_>) -> Result<()> {
+    async fn dead_letter(&self, failure: &Failure<'_>, metrics: &LoopMetrics) -> Result<()> {
         let mut attempt = 0;
         loop {
             match self.dlq.send(failure).await {
@@ -986,13 +1132,11 @@ where
                 Err(e) => return Err(e),
             }
         }
-        metrics::counter!("flowodm_loop_dead_lettered_total", "topic" => failure.raw.topic.clone())
-            .increment(1);
-        metrics::counter!("flowodm_loop_failed_total", "topic" => failure.raw.topic.clone())
-            .increment(1);
-        let mut s = self.state.stats.lock().expect("stats");
-        s.dead_lettered += 1;
-        s.failed += 1;
+        metrics.dead_lettered.increment(1);
+        metrics.failed.increment(1);
+        let s = &self.state.stats;
+        s.dead_lettered.fetch_add(1, AtomicOrdering::Relaxed);
+        s.failed.fetch_add(1, AtomicOrdering::Relaxed);
         Ok(())
     }
 }
