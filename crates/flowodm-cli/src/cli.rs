@@ -106,6 +106,8 @@ pub enum Command {
     /// Validate .avsc files: as Avro, strictly against a registry version, or a directory of
     /// exported model schemas against their subjects; exit 1 on errors
     Validate(ValidateArgs),
+    /// Write Rust types (with flowodm's derives) for Avro schema files or registry subjects
+    Generate(GenerateArgs),
     /// List, create, describe and delete topics
     Topics {
         /// What to do with topics.
@@ -256,6 +258,31 @@ pub struct ValidateArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+}
+
+/// `generate`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["avro", "subject"])))]
+pub struct GenerateArgs {
+    /// Avro schema files (.avsc): the last is the main schema, the others supply the named
+    /// types it uses
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "subject")]
+    pub avro: Vec<PathBuf>,
+    /// Registry subjects (repeatable): each gives one source, with the schemas it references
+    #[arg(long, value_name = "SUBJECT", num_args = 1..)]
+    pub subject: Vec<String>,
+    /// The subjects' version: a number, or `latest`
+    #[arg(long, requires = "subject", default_value = "latest")]
+    pub version: String,
+    /// Write to this file, or into this directory as `<main_type>.rs` [default: stdout]
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Make the main type a flowodm::Model of this topic
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// The main record's field (by its Avro name) that keys the topic's messages
+    #[arg(long, value_name = "FIELD", requires = "topic")]
+    pub key: Option<String>,
 }
 
 /// `delete-subject`.

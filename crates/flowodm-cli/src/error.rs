@@ -53,7 +53,11 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 
 /// A hint for a failed command, when there is a likely fix.
 pub fn hint(error: &anyhow::Error) -> Option<String> {
-    if let Some(h) = error.chain().find_map(|e| e.downcast_ref::<Hinted>()) {
+    // A Hinted added with `.context(...)` is only found by downcasting the error itself.
+    let hinted = error
+        .downcast_ref::<Hinted>()
+        .or_else(|| error.chain().find_map(|e| e.downcast_ref::<Hinted>()));
+    if let Some(h) = hinted {
         return Some(h.hint.clone());
     }
     let err = flowodm_error(error)?;

@@ -50,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::DeleteSubject(args) => cmd::registry::delete_subject(&ctx, args).await,
         Command::CheckCompatibility(args) => cmd::schema::check_compatibility(&ctx, args).await,
         Command::Validate(args) => cmd::schema::validate_cmd(&ctx, args).await,
+        Command::Generate(args) => cmd::generate::run(&ctx, args).await,
         Command::Topics { command } => match command {
             TopicsCommand::List(args) => cmd::topics::list(&ctx, args).await,
             TopicsCommand::Create(args) => cmd::topics::create(&ctx, args).await,

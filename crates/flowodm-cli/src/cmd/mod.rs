@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod consume;
+pub mod generate;
 pub mod groups;
 pub mod produce;
 pub mod registry;

@@ -4,6 +4,7 @@
 mod ci;
 mod common;
 mod docs;
+mod generate;
 mod kafka;
 mod registry;
 mod roundtrip;
