@@ -99,8 +99,12 @@ fn verdicts_text(v: &Verdicts) -> String {
                 "the verdicts differ: the local check used {}, the registry {}",
                 v.local.level, v.registry_level
             )
+        } else if !v.local.is_compatible() {
+            "the verdicts differ: the registry accepts what the local check refuses for the \
+             reasons above"
+                .to_string()
         } else {
-            "the verdicts differ; the local reasons above say where".to_string()
+            "the verdicts differ: the registry refuses what the local check accepts".to_string()
         });
     }
     out

@@ -165,6 +165,35 @@ fn check_compatibility_honours_transitive_levels() {
 }
 
 #[test]
+fn check_compatibility_says_when_the_verdicts_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let subject = unique_name("cli-ccd") + "-value";
+    let millis = r#"{"type": "record", "name": "T", "fields": [
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+    upload(&subject, "BACKWARD", millis);
+    // The same long, read as microseconds: flowodm refuses, the registry does not look.
+    let micros = write(
+        dir.path(),
+        "micros.avsc",
+        &millis.replace("millis", "micros"),
+    );
+    flowodm()
+        .args(["check-compatibility", "--subject", &subject, "--avro"])
+        .arg(&micros)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!(
+            "  - T.at: logical type changed: {subject} v1 has timestamp-millis, the new schema \
+             has timestamp-micros, so the same bytes would mean another value"
+        )))
+        .stdout(predicate::str::contains(format!(
+            "{subject}: registry at BACKWARD: compatible\nthe verdicts differ: the registry \
+             accepts what the local check refuses for the reasons above\n"
+        )));
+    delete(&subject);
+}
+
+#[test]
 fn validate_files_strictly_against_a_subject() {
     let dir = tempfile::tempdir().unwrap();
     let subject = unique_name("cli-val") + "-value";
