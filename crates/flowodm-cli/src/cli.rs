@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXIT_CODES: &str = "\
 Exit status:
   0  success
-  1  the command ran but a check failed: the registry refused a schema as incompatible,
+  1  the command ran but a check failed: a schema is incompatible (upload-schema,
+     check-compatibility, validate --dir), validate found a file invalid or different,
      `consume` met messages it could not decode, `produce` met input lines it could not send
   2  usage or runtime error: a bad flag, an unreachable registry or broker, an unknown subject, …
 
@@ -99,6 +100,14 @@ pub enum Command {
     UploadSchema(UploadSchemaArgs),
     /// Delete a subject (soft, or for good with --permanent)
     DeleteSubject(DeleteSubjectArgs),
+    /// Check an .avsc file against a subject's versions, locally (with reasons) and with the
+    /// registry; exit 1 when incompatible
+    CheckCompatibility(CheckCompatibilityArgs),
+    /// Validate .avsc files: as Avro, strictly against a registry version, or a directory of
+    /// exported model schemas against their subjects; exit 1 on errors
+    Validate(ValidateArgs),
+    /// Write Rust types (with flowodm's derives) for Avro schema files or registry subjects
+    Generate(GenerateArgs),
     /// List, create, describe and delete topics
     Topics {
         /// What to do with topics.
@@ -196,6 +205,84 @@ impl From<Level> for flowodm::registry::CompatibilityLevel {
             Level::FullTransitive => C::FullTransitive,
         }
     }
+}
+
+/// `check-compatibility`.
+#[derive(Debug, Args)]
+pub struct CheckCompatibilityArgs {
+    /// The candidate Avro schema file (.avsc)
+    #[arg(long, value_name = "FILE")]
+    pub avro: PathBuf,
+    /// The subject whose stored versions it is checked against
+    #[arg(long)]
+    pub subject: String,
+    /// The level of the local check [default: the subject's level, else the global one]
+    #[arg(long, value_enum, value_name = "LEVEL", ignore_case = true)]
+    pub level: Option<Level>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// `validate`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["avro", "dir"])))]
+pub struct ValidateArgs {
+    /// Avro schema files (.avsc), which may use each other's named types; alone, each is
+    /// checked to be a valid Avro schema
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "dir")]
+    pub avro: Vec<PathBuf>,
+    /// Compare each file strictly with this subject's version (types, nullability, defaults,
+    /// enum symbols, logical types, …)
+    #[arg(long, requires = "avro")]
+    pub subject: Option<String>,
+    /// The subject's version: a number, or `latest`
+    #[arg(long, requires = "subject", default_value = "latest")]
+    pub version: String,
+    /// A directory of `<subject>.avsc` files (as `ModelSchemas::export_dir` writes them): each
+    /// is checked for compatibility with its subject, locally and by the registry
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The level of the local check of --dir [default: each subject's level]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "LEVEL",
+        ignore_case = true,
+        requires = "dir"
+    )]
+    pub level: Option<Level>,
+    /// With --dir, also require each file to equal its subject's latest version exactly
+    #[arg(long, requires = "dir")]
+    pub strict: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// `generate`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["avro", "subject"])))]
+pub struct GenerateArgs {
+    /// Avro schema files (.avsc): the last is the main schema, the others supply the named
+    /// types it uses
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "subject")]
+    pub avro: Vec<PathBuf>,
+    /// Registry subjects (repeatable): each gives one source, with the schemas it references
+    #[arg(long, value_name = "SUBJECT", num_args = 1..)]
+    pub subject: Vec<String>,
+    /// The subjects' version: a number, or `latest`
+    #[arg(long, requires = "subject", default_value = "latest")]
+    pub version: String,
+    /// Write to this file, or into this directory as `<main_type>.rs` [default: stdout]
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Make the main type a flowodm::Model of this topic
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// The main record's field (by its Avro name) that keys the topic's messages
+    #[arg(long, value_name = "FIELD", requires = "topic")]
+    pub key: Option<String>,
 }
 
 /// `delete-subject`.

@@ -6,6 +6,12 @@ use flowodm::rdkafka::error::KafkaError;
 use flowodm::rdkafka::types::RDKafkaErrorCode;
 use flowodm::registry::error_code;
 
+/// The hint for a file that is JSON but not a valid Avro schema.
+pub const AVRO_SPEC_HINT: &str = "see the Avro specification's \"Schema Declaration\" section";
+
+/// The hint for a file that is not JSON.
+pub const JSON_HINT: &str = "an .avsc file holds one Avro schema written as JSON";
+
 /// An error that knows how the user can fix it.
 #[derive(Debug)]
 pub struct Hinted {
@@ -47,7 +53,11 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 
 /// A hint for a failed command, when there is a likely fix.
 pub fn hint(error: &anyhow::Error) -> Option<String> {
-    if let Some(h) = error.chain().find_map(|e| e.downcast_ref::<Hinted>()) {
+    // A Hinted added with `.context(...)` is only found by downcasting the error itself.
+    let hinted = error
+        .downcast_ref::<Hinted>()
+        .or_else(|| error.chain().find_map(|e| e.downcast_ref::<Hinted>()));
+    if let Some(h) = hinted {
         return Some(h.hint.clone());
     }
     let err = flowodm_error(error)?;
@@ -86,6 +96,11 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
             })
         }
         flowodm::Error::Kafka(e) => return kafka_hint(e),
+        flowodm::Error::SchemaFile { line: Some(_), .. } => JSON_HINT,
+        flowodm::Error::SchemaFile { message, .. } if message.starts_with("cannot read") => {
+            "check the path given to --avro or --dir"
+        }
+        flowodm::Error::SchemaFile { .. } => AVRO_SPEC_HINT,
         _ => return None,
     };
     Some(hint.to_string())

@@ -48,6 +48,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::GetSchema(args) => cmd::registry::get_schema(&ctx, args).await,
         Command::UploadSchema(args) => cmd::registry::upload_schema(&ctx, args).await,
         Command::DeleteSubject(args) => cmd::registry::delete_subject(&ctx, args).await,
+        Command::CheckCompatibility(args) => cmd::schema::check_compatibility(&ctx, args).await,
+        Command::Validate(args) => cmd::schema::validate_cmd(&ctx, args).await,
+        Command::Generate(args) => cmd::generate::run(&ctx, args).await,
         Command::Topics { command } => match command {
             TopicsCommand::List(args) => cmd::topics::list(&ctx, args).await,
             TopicsCommand::Create(args) => cmd::topics::create(&ctx, args).await,

@@ -1,9 +1,11 @@
 //! One module per command group.
 
 pub mod consume;
+pub mod generate;
 pub mod groups;
 pub mod produce;
 pub mod registry;
+pub mod schema;
 pub mod topics;
 
 use clap::CommandFactory;

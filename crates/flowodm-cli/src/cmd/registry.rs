@@ -76,14 +76,14 @@ pub fn read_avsc(path: &Path) -> anyhow::Result<String> {
                 e.line(),
                 e.column()
             ),
-            "an .avsc file holds one Avro schema written as JSON",
+            crate::error::JSON_HINT,
         )
     })?;
     let compact = json.to_string();
     apache_avro::Schema::parse_str(&compact).map_err(|e| {
         Hinted::new(
             format!("{} is not a valid Avro schema: {e}", path.display()),
-            "see the Avro specification's \"Schema Declaration\" section",
+            crate::error::AVRO_SPEC_HINT,
         )
     })?;
     Ok(compact)

@@ -1,5 +1,6 @@
 //! docs/cli.md, run: every ```sh block in order in one shell, each ```text block after it
-//! checked against what that block printed.
+//! checked against what that block printed. A ```rust block is application code: it must be
+//! the code between the `docs/cli.md` markers of ci.rs, which compiles and runs it.
 
 use crate::common::*;
 
@@ -8,6 +9,23 @@ use crate::common::*;
 struct Example {
     script: String,
     expected: Option<String>,
+}
+
+/// The ```rust blocks of the page.
+fn rust_blocks(page: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = page.lines();
+    while let Some(line) = lines.next() {
+        if line == "```rust" {
+            let mut body = String::new();
+            for l in lines.by_ref().take_while(|l| !l.starts_with("```")) {
+                body.push_str(l);
+                body.push('\n');
+            }
+            out.push(body);
+        }
+    }
+    out
 }
 
 fn examples(page: &str) -> Vec<Example> {
@@ -38,6 +56,7 @@ fn examples(page: &str) -> Vec<Example> {
                 );
                 last.expected = Some(body);
             }
+            "rust" => {}
             other => panic!("docs/cli.md has a ```{other} block, which no test runs"),
         }
     }
@@ -95,6 +114,12 @@ fn every_example_in_docs_cli_md_runs_as_shown() {
     script.push_str("echo '@@end'\n");
 
     let home = tempfile::tempdir().unwrap();
+    // What the application's `cargo test` does in the CI/CD section: export its models.
+    crate::ci::export_localized(
+        &crate::ci::models(),
+        &home.path().join("target/tmp/schemas"),
+        &suffix,
+    );
     let bin_dir = binary().parent().unwrap().to_path_buf();
     // coreutils' timeout: a hung example fails the test instead of hanging it.
     let mut bash = std::process::Command::new("timeout");
@@ -149,6 +174,16 @@ fn every_example_in_docs_cli_md_runs_as_shown() {
             }
         }
     }
+}
+
+#[test]
+fn the_rust_code_in_docs_cli_md_is_the_code_ci_rs_runs() {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap();
+    let source = include_str!("ci.rs");
+    let begin = source.find("// docs/cli.md: begin\n").unwrap() + "// docs/cli.md: begin\n".len();
+    let end = source.find("// docs/cli.md: end\n").unwrap();
+    assert_eq!(rust_blocks(&page), [&source[begin..end]]);
 }
 
 #[test]
