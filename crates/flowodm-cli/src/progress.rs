@@ -11,6 +11,8 @@ pub struct Progress {
     started: Instant,
     last: Instant,
     shown: bool,
+    /// How long a run goes before progress shows (`FLOWODM_PROGRESS_AFTER_MS`, default 1 s).
+    after: Duration,
 }
 
 impl Progress {
@@ -23,16 +25,20 @@ impl Progress {
             started: now,
             last: now,
             shown: false,
+            after: std::env::var("FLOWODM_PROGRESS_AFTER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(Duration::from_secs(1), Duration::from_millis),
         }
     }
 
     /// Reports the count so far (cheap when nothing is drawn).
     pub fn update(&mut self, count: u64, failed: u64) {
-        if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
+        if !self.enabled || (self.shown && self.last.elapsed() < Duration::from_millis(250)) {
             return;
         }
         // Short runs finish before the first redraw and print nothing.
-        if self.started.elapsed() < Duration::from_secs(1) {
+        if self.started.elapsed() < self.after {
             return;
         }
         self.last = Instant::now();

@@ -10,7 +10,9 @@ fn on_terminal(command: &str, no_color: bool) -> String {
     let mut cmd = Command::new("script");
     cmd.args(["-qec", command, "/dev/null"])
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers())
-        .env("SCHEMA_REGISTRY_URL", registry_url());
+        .env("SCHEMA_REGISTRY_URL", registry_url())
+        // Progress normally waits a second; a fast machine would finish before that.
+        .env("FLOWODM_PROGRESS_AFTER_MS", "0");
     if no_color {
         cmd.env("NO_COLOR", "1");
     } else {
