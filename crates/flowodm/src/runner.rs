@@ -370,8 +370,8 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
     /// wait, fetching stops (see the module docs on backpressure).
     ///
     /// ```no_run
-    /// # fn demo(b: flowodm::runner::LoopBuilder<Order>) {
     /// # #[derive(flowodm::Model)] #[flowodm(topic = "t")] struct Order { id: String }
+    /// # fn demo(b: flowodm::runner::LoopBuilder<Order>) {
     /// let b = b.rate_limit(200); // the payment API allows 200 calls a second
     /// # }
     /// ```
@@ -387,8 +387,8 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
     /// counts in `flowodm_loop_circuit_opened_total`.
     ///
     /// ```no_run
-    /// # fn demo(b: flowodm::runner::LoopBuilder<Order>) {
     /// # #[derive(flowodm::Model)] #[flowodm(topic = "t")] struct Order { id: String }
+    /// # fn demo(b: flowodm::runner::LoopBuilder<Order>) {
     /// use std::time::Duration;
     /// let b = b.max_retries(u32::MAX).circuit_breaker(5, Duration::from_secs(10));
     /// # }
@@ -428,9 +428,75 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
     }
 
     /// Runs the loop until `shutdown` is cancelled (or a handler decision stops it).
-    pub async fn run<H, Fut>(mut self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
+    pub async fn run<H, Fut>(self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
     where
         H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+    {
+        self.run_with_ack(
+            move |record, ack: Ack| {
+                let handled = handler(record);
+                async move {
+                    handled.await?;
+                    ack.done();
+                    Ok(())
+                }
+            },
+            shutdown,
+        )
+        .await
+    }
+
+    /// Like [`run`](Self::run), but a message counts as finished only when its [`Ack`] is
+    /// [done](Ack::done), which may be after the handler returned: the handler can hand the
+    /// record to a batching writer and return, the lane moves on to its next message, and the
+    /// writer acknowledges each message once its batch is durable. The commit watermark still
+    /// never passes an unacknowledged message, and at most `max_concurrent` messages are
+    /// running or unacknowledged at once. Shutdown and revocations wait (up to
+    /// `shutdown_timeout`) for outstanding acknowledgements.
+    ///
+    /// Once the handler returned `Ok`, the holder of the `Ack` owns the message: it retries as
+    /// it needs; an `Ack` dropped without `done` leaves its message uncommitted (it is handled
+    /// again after a restart or rebalance; a warning is logged). If the handler returns an
+    /// error, that attempt's `Ack` no longer counts and the loop retries or dead-letters as
+    /// usual.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flowodm::Client) -> flowodm::Result<()> {
+    /// use flowodm::runner::{Ack, ConsumerLoop, HandlerError, OrderBy};
+    /// # #[derive(flowodm::Model)]
+    /// # #[flowodm(topic = "orders", key = "customer_id", consumer_group = "store")]
+    /// # struct Order { order_id: String, customer_id: String }
+    /// let (tx, mut rx) = tokio::sync::mpsc::channel::<(Order, Ack)>(1000);
+    /// tokio::spawn(async move {
+    ///     let mut batch = Vec::new();
+    ///     while rx.recv_many(&mut batch, 500).await > 0 {
+    ///         // INSERT the batch in one transaction, then:
+    ///         for (_order, ack) in batch.drain(..) {
+    ///             ack.done();
+    ///         }
+    ///     }
+    /// });
+    /// ConsumerLoop::<Order>::builder(&client)
+    ///     .order_by(OrderBy::Key)
+    ///     .max_concurrent(1000)
+    ///     .run_with_ack(move |record, ack| {
+    ///         let tx = tx.clone();
+    ///         async move {
+    ///             tx.send((record.value, ack)).await.map_err(HandlerError::fatal)?;
+    ///             Ok(())
+    ///         }
+    ///     }, flowodm::runner::shutdown_on_signals())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_with_ack<H, Fut>(
+        mut self,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<LoopStats>
+    where
+        H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
     {
         let hooks = (self.on_startup.take(), self.on_shutdown.take());
@@ -515,7 +581,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
 
     async fn run_inner<H, Fut>(self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
     where
-        H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+        H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
     {
         let state = Arc::new(Shared::default());
@@ -549,6 +615,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             semantics: self.semantics,
             error_handler: self.error_handler.clone(),
             gate: Gate::new(self.rate_limit, self.circuit_breaker),
+            permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent)),
             stop: shutdown.child_token(),
         });
 
@@ -561,7 +628,6 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             lanes: Mutex::default(),
             buffered: AtomicUsize::new(0),
             room: tokio::sync::Notify::new(),
-            permits: tokio::sync::Semaphore::new(self.max_concurrent),
             high_water,
             low_water,
         });
@@ -690,6 +756,11 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 }
             }
         }
+        // Handled messages whose acknowledgement is still outstanding get the rest of the
+        // deadline.
+        while state.any_in_flight() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         consumer.commit_stored()?;
         let stats = state.stats.snapshot();
         match failure {
@@ -705,7 +776,6 @@ struct Dispatch<T> {
     buffered: AtomicUsize,
     /// Signalled when the buffer drains below the high or to the low water mark.
     room: tokio::sync::Notify,
-    permits: tokio::sync::Semaphore,
     high_water: usize,
     low_water: usize,
 }
@@ -753,8 +823,8 @@ async fn lane_worker<T, H, Fut>(
     lane: Lane,
 ) -> Result<()>
 where
-    T: Model + Send + Sync,
-    H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+    T: Model + Send + Sync + 'static,
+    H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
 {
     let metrics = LoopMetrics::new(&lane.tp.topic);
@@ -766,7 +836,6 @@ where
             // Fetched before its partition was revoked: the new owner reads it again.
             continue;
         }
-        let _permit = dispatch.permits.acquire().await.expect("never closed");
         ctx.state.started(&tp);
         let result = ctx.process(item, &tp, epoch, &metrics).await;
         ctx.state.finished(&tp);
@@ -817,6 +886,51 @@ impl Counts {
             dead_lettered: get(&self.dead_lettered),
             tombstones: get(&self.tombstones),
         }
+    }
+}
+
+/// The acknowledgement of a message handled by [`run_with_ack`](LoopBuilder::run_with_ack):
+/// [`done`](Ack::done) marks it finished, so its offset may be committed once every earlier
+/// message of its partition is finished too.
+pub struct Ack {
+    on_end: Option<Box<dyn FnOnce(bool) + Send + Sync>>,
+    valid: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Ack {
+    fn new(on_end: Box<dyn FnOnce(bool) + Send + Sync>) -> Self {
+        Ack {
+            on_end: Some(on_end),
+            valid: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+
+    /// The message is finished (durably handled).
+    pub fn done(mut self) {
+        let valid = self.valid.load(AtomicOrdering::Acquire);
+        if let Some(end) = self.on_end.take() {
+            end(valid);
+        }
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if let Some(end) = self.on_end.take() {
+            if self.valid.load(AtomicOrdering::Acquire) {
+                tracing::warn!(
+                    "an Ack was dropped without done(): its message stays uncommitted and will be \
+                     handled again after a restart or rebalance"
+                );
+            }
+            end(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ack").finish_non_exhaustive()
     }
 }
 
@@ -1459,6 +1573,14 @@ impl Shared {
         }
     }
 
+    fn any_in_flight(&self) -> bool {
+        self.in_flight
+            .lock()
+            .expect("lock")
+            .values()
+            .any(|n| *n > 0)
+    }
+
     /// Waits until none of `partitions` has a message in flight, up to `grace`.
     fn wait_idle(&self, partitions: &[TopicPartition], grace: Duration) {
         let deadline = Instant::now() + grace;
@@ -1493,13 +1615,15 @@ struct TaskCtx<T, H> {
     semantics: Semantics,
     error_handler: Option<ErrorHandler>,
     gate: Gate,
+    /// Running or unacknowledged handler calls.
+    permits: Arc<tokio::sync::Semaphore>,
     stop: CancellationToken,
 }
 
 impl<T, H, Fut> TaskCtx<T, H>
 where
-    T: Model + Send + Sync,
-    H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+    T: Model + Send + Sync + 'static,
+    H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
 {
     fn backoff(&self, attempt: u32) -> Duration {
@@ -1556,6 +1680,7 @@ where
         let raw = raw_of(&mut record);
         let schema_id = record.schema_id;
         let mut attempts = 0u32;
+        let mut handled = false;
         let mut record = Some(record);
         loop {
             attempts += 1;
@@ -1568,8 +1693,20 @@ where
                 // Shut down while waiting for the rate limit or an open circuit: unfinished.
                 return Ok(());
             };
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("never closed");
+            let ack = self.ack(tp, epoch, offset, permit);
+            let valid = ack.valid.clone();
             let started = Instant::now();
-            let outcome = (self.handler)(r).await;
+            let outcome = (self.handler)(r, ack).await;
+            if outcome.is_err() {
+                // That attempt's acknowledgement no longer counts.
+                valid.store(false, AtomicOrdering::Release);
+            }
             metrics
                 .handler_seconds
                 .record(started.elapsed().as_secs_f64());
@@ -1577,6 +1714,7 @@ where
             self.gate.record(ok, probe, &tp.topic);
             let e = match outcome {
                 Ok(()) => {
+                    handled = true;
                     metrics.processed.increment(1);
                     self.state
                         .stats
@@ -1635,10 +1773,41 @@ where
             }
             break;
         }
-        if self.semantics == Semantics::AtLeastOnce {
+        // A handled message is finished by its Ack; a failed one (dead-lettered or skipped)
+        // here.
+        if self.semantics == Semantics::AtLeastOnce && !handled {
             done(self);
         }
         Ok(())
+    }
+
+    /// The acknowledgement of one handler call on the message at `offset`.
+    fn ack(
+        &self,
+        tp: &TopicPartition,
+        epoch: u64,
+        offset: i64,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Ack
+    where
+        T: 'static,
+    {
+        let state = self.state.clone();
+        let consumer = self.consumer.clone();
+        let tp = tp.clone();
+        let commit = self.semantics == Semantics::AtLeastOnce;
+        state.started(&tp);
+        Ack::new(Box::new(move |done: bool| {
+            if done && commit {
+                if let Some(upto) = state.complete(&tp, epoch, offset) {
+                    if let Err(e) = consumer.store_offset(&tp.topic, tp.partition, upto) {
+                        tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
+                    }
+                }
+            }
+            state.finished(&tp);
+            drop(permit);
+        }))
     }
 
     /// A message that failed without running the handler: the error handler decides, else DLQ.

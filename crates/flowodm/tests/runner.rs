@@ -695,3 +695,166 @@ async fn a_rate_limit_spaces_handler_calls() {
         "30 calls in {span:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_later_by_a_batching_writer_order_and_watermark_hold() {
+    use flowodm::runner::Ack;
+    let topic = new_topic("runner-ack", 3).await;
+    let total: i64 = 600;
+    let producer = client().producer::<Job>().topic(&topic).build().unwrap();
+    let jobs: Vec<Job> = (0..total)
+        .map(|seq| Job {
+            key: format!("customer-{}", seq % 40),
+            seq,
+        })
+        .collect();
+    for r in producer.send_many(&jobs).await {
+        r.unwrap();
+    }
+    let group = unique_name("runner-ack-g");
+    let max_concurrent = 64;
+    // Handed over but not yet acknowledged, per partition; and the peak of those plus running.
+    let unacked: Arc<Mutex<HashMap<i32, BTreeSet<i64>>>> = Arc::default();
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let written: Arc<Mutex<HashMap<String, Vec<i64>>>> = Arc::default();
+    let violations = Arc::new(AtomicUsize::new(0));
+    let token = CancellationToken::new();
+
+    // The writer: batches of up to 50, "durable" after 5 ms, then acknowledged in order.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Job, i32, i64, Ack)>(1000);
+    let (w, u, o, t, v) = (
+        written.clone(),
+        unacked.clone(),
+        outstanding.clone(),
+        token.clone(),
+        violations.clone(),
+    );
+    let (g, tp) = (group.clone(), topic.clone());
+    let writer = tokio::spawn(async move {
+        let mut batch = Vec::new();
+        let mut acked = 0;
+        while rx.recv_many(&mut batch, 50).await > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            // Before acknowledging: nothing committed may pass an unacknowledged message.
+            let c = committed(&g, &tp).await;
+            for (p, offsets) in u.lock().unwrap().iter() {
+                if let (Some(Some(c)), Some(low)) = (c.get(p), offsets.first()) {
+                    if c > low {
+                        v.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            for (job, partition, offset, ack) in batch.drain(..) {
+                w.lock().unwrap().entry(job.key).or_default().push(job.seq);
+                u.lock()
+                    .unwrap()
+                    .get_mut(&partition)
+                    .unwrap()
+                    .remove(&offset);
+                o.fetch_sub(1, Ordering::SeqCst);
+                ack.done();
+                acked += 1;
+            }
+            if acked == total {
+                t.cancel();
+            }
+        }
+    });
+    let (u, o, pk) = (unacked.clone(), outstanding.clone(), peak.clone());
+    let stats = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .order_by(OrderBy::Key)
+        .max_concurrent(max_concurrent)
+        .commit_interval(Duration::from_millis(20))
+        .run_with_ack(
+            move |record, ack| {
+                let (tx, u, o, pk) = (tx.clone(), u.clone(), o.clone(), pk.clone());
+                async move {
+                    let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                    pk.fetch_max(now, Ordering::SeqCst);
+                    u.lock()
+                        .unwrap()
+                        .entry(record.partition)
+                        .or_default()
+                        .insert(record.offset);
+                    tx.send((record.value, record.partition, record.offset, ack))
+                        .await
+                        .map_err(HandlerError::fatal)?;
+                    Ok(())
+                }
+            },
+            token.clone(),
+        );
+    let stats = tokio::time::timeout(Duration::from_secs(120), stats)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+    writer.abort();
+    assert_eq!(stats.processed, total as u64);
+    let written = written.lock().unwrap().clone();
+    assert_eq!(written.len(), 40);
+    for (key, seqs) in &written {
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs, &sorted, "{key} written out of order");
+        assert_eq!(seqs.len(), 15, "{key} written a wrong number of times");
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        peak > 40 / 3 && peak <= max_concurrent,
+        "{peak} unacknowledged at most (keys may run ahead of their writes; the cap is {max_concurrent})"
+    );
+    assert_eq!(
+        violations.load(Ordering::Relaxed),
+        0,
+        "a commit passed an unacknowledged message"
+    );
+    let c = committed(&group, &topic).await;
+    assert_eq!(c.values().map(|o| o.unwrap_or(0)).sum::<i64>(), total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_ack_leaves_its_message_uncommitted_for_the_next_run() {
+    let topic = new_topic("runner-ack-drop", 1).await;
+    produce(&topic, 20).await;
+    let group = unique_name("runner-ack-drop-g");
+    let run = |drop_seq: Option<i64>| {
+        let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let token = CancellationToken::new();
+        let (s, t) = (seen.clone(), token.clone());
+        let fut = ConsumerLoop::<Job>::builder(&client())
+            .group(&group)
+            .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+            .run_with_ack(
+                move |record, ack| {
+                    let (s, t) = (s.clone(), t.clone());
+                    async move {
+                        let mut seen = s.lock().unwrap();
+                        seen.push(record.value.seq);
+                        if Some(record.value.seq) != drop_seq {
+                            ack.done();
+                        }
+                        if record.value.seq == 19 {
+                            t.cancel();
+                        }
+                        Ok::<(), HandlerError>(())
+                    }
+                },
+                token,
+            );
+        async move {
+            tokio::time::timeout(Duration::from_secs(60), fut)
+                .await
+                .unwrap()
+                .unwrap();
+            seen.lock().unwrap().clone()
+        }
+    };
+    assert_eq!(run(Some(12)).await, (0..20).collect::<Vec<_>>());
+    assert_eq!(committed(&group, &topic).await[&0], Some(12));
+    // The next run starts again at the unacknowledged message.
+    assert_eq!(run(None).await, (12..20).collect::<Vec<_>>());
+    assert_eq!(committed(&group, &topic).await[&0], Some(20));
+}
