@@ -26,7 +26,9 @@
 //! At-least-once by default: a message's offset is committed only when it and every earlier
 //! message of its partition have finished — handled, or sent to the dead-letter topic (a
 //! per-partition contiguous watermark). A crash re-delivers at most the messages that had not
-//! finished. [`Semantics::AtMostOnce`] commits a message before handling it instead. For
+//! finished. [`Semantics::AtMostOnce`] commits a message before handling it instead. A handler
+//! that passes records on to a batching writer uses [`run_with_ack`](LoopBuilder::run_with_ack):
+//! each message finishes when the writer acknowledges it, not when the handler returns. For
 //! consume-transform-produce, [`run_exactly_once`](LoopBuilder::run_exactly_once) publishes each
 //! input's outputs and commits its offset in one Kafka transaction: exactly once for
 //! `read_committed` readers.
