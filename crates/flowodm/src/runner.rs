@@ -626,20 +626,18 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         // items run at once across lanes.
         let high_water = (self.max_concurrent * 20).max(100);
         let low_water = self.max_concurrent * 2;
-        let dispatch = Arc::new(Dispatch::<T> {
-            lanes: Mutex::default(),
-            buffered: AtomicUsize::new(0),
-            room: tokio::sync::Notify::new(),
+        let dispatch = Arc::new(Dispatch::<T>::new(
             high_water,
             low_water,
-        });
+            self.max_concurrent,
+        ));
         let mut workers: JoinSet<Result<()>> = JoinSet::new();
         let mut paused = false;
         let mut full_since: Option<tokio::time::Instant> = None;
         let mut last_commit = Instant::now();
         let mut failure: Option<Error> = None;
 
-        loop {
+        'poll: loop {
             let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
             // Backpressure, in two steps. While too much is buffered the loop stops asking for
             // messages: librdkafka's own prefetch queue fills and its fetcher waits, which costs
@@ -702,22 +700,26 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 _ = dispatch.room.notified(), if !fetch || paused => {}
                 _ = tokio::time::sleep_until(pause_at), if !fetch => {}
                 polled = consumer.consume_one(self.poll_timeout), if fetch => {
-                    let item = match polled {
-                        Ok(Consumed::Record(r)) => Some(Item::Record(r)),
-                        Ok(Consumed::Tombstone(t)) => {
-                            metrics::counter!("flowodm_loop_tombstones_total", "topic" => t.topic.clone()).increment(1);
-                            state.stats.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
-                            Some(Item::Tombstone(t))
-                        }
-                        Ok(Consumed::Timeout) => None,
-                        Err(Error::Decode { raw, source }) => Some(Item::Undecodable(raw, source)),
-                        Err(e) if e.is_retriable() => {
-                            tracing::warn!(error = %e, "poll failed; retrying");
-                            None
-                        }
-                        Err(e) => { failure = Some(e); break; }
-                    };
-                    if let Some(item) = item {
+                    // Take what is already fetched without going round the select each time.
+                    let mut next = Some(polled);
+                    let mut taken = 0;
+                    while let Some(polled) = next.take() {
+                        let item = match polled {
+                            Ok(Consumed::Record(r)) => Some(Item::Record(r)),
+                            Ok(Consumed::Tombstone(t)) => {
+                                metrics::counter!("flowodm_loop_tombstones_total", "topic" => t.topic.clone()).increment(1);
+                                state.stats.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
+                                Some(Item::Tombstone(t))
+                            }
+                            Ok(Consumed::Timeout) => None,
+                            Err(Error::Decode { raw, source }) => Some(Item::Undecodable(raw, source)),
+                            Err(e) if e.is_retriable() => {
+                                tracing::warn!(error = %e, "poll failed; retrying");
+                                None
+                            }
+                            Err(e) => { failure = Some(e); break 'poll; }
+                        };
+                        let Some(item) = item else { break };
                         let tp = item.partition();
                         let epoch = state.received(&tp, item.offset());
                         let lane = Lane {
@@ -727,8 +729,15 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                             },
                             tp: tp.clone(),
                         };
-                        if dispatch.push(lane.clone(), Queued { item, tp, epoch }) {
+                        if dispatch.push(&lane, Queued { item, tp, epoch }) {
                             workers.spawn(lane_worker(ctx.clone(), dispatch.clone(), lane));
+                        }
+                        taken += 1;
+                        if taken < DRAIN_AT_ONCE
+                            && dispatch.buffered.load(AtomicOrdering::Acquire) < high_water
+                            && !ctx.stop.is_cancelled()
+                        {
+                            next = Some(consumer.consume_one(Duration::ZERO).await);
                         }
                     }
                 }
@@ -774,69 +783,121 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
 
 /// The lanes and the count of items waiting in them, shared by the poller and the lane workers.
 struct Dispatch<T> {
-    lanes: Mutex<HashMap<Lane, LaneQueue<T>>>,
+    queues: Mutex<Queues<T>>,
     buffered: AtomicUsize,
     /// Signalled when the buffer drains below the high or to the low water mark.
     room: tokio::sync::Notify,
     high_water: usize,
     low_water: usize,
+    /// At most this many lane workers run.
+    max_workers: usize,
 }
 
-struct LaneQueue<T> {
-    items: VecDeque<Queued<T>>,
-    /// Whether a worker is draining this lane.
-    worked: bool,
+struct Queues<T> {
+    lanes: HashMap<Lane, VecDeque<Queued<T>>>,
+    /// Lanes with items and no worker, waiting for one.
+    ready: VecDeque<Lane>,
+    workers: usize,
 }
+
+/// How many items a worker takes from one lane before it lets a waiting lane go first.
+const LANE_TURN: usize = 64;
 
 impl<T> Dispatch<T> {
-    /// Queues an item; returns true when its lane needs a worker.
-    fn push(&self, lane: Lane, item: Queued<T>) -> bool {
-        let mut lanes = self.lanes.lock().expect("lanes");
-        let queue = lanes.entry(lane).or_insert_with(|| LaneQueue {
-            items: VecDeque::new(),
-            worked: false,
-        });
-        queue.items.push_back(item);
-        self.buffered.fetch_add(1, AtomicOrdering::AcqRel);
-        !std::mem::replace(&mut queue.worked, true)
+    fn new(high_water: usize, low_water: usize, max_workers: usize) -> Self {
+        Dispatch {
+            queues: Mutex::new(Queues {
+                lanes: HashMap::new(),
+                ready: VecDeque::new(),
+                workers: 0,
+            }),
+            buffered: AtomicUsize::new(0),
+            room: tokio::sync::Notify::new(),
+            high_water,
+            low_water,
+            max_workers,
+        }
     }
 
-    /// The lane's next item, or `None` (and the lane is forgotten) when it is empty.
-    fn pop(&self, lane: &Lane) -> Option<Queued<T>> {
-        let mut lanes = self.lanes.lock().expect("lanes");
-        let queue = lanes.get_mut(lane)?;
-        let Some(item) = queue.items.pop_front() else {
-            lanes.remove(lane);
-            return None;
-        };
-        drop(lanes);
+    /// Queues an item; returns true when a new worker should start on its lane.
+    fn push(&self, lane: &Lane, item: Queued<T>) -> bool {
+        let mut q = self.queues.lock().expect("lanes");
+        self.buffered.fetch_add(1, AtomicOrdering::AcqRel);
+        if let Some(queue) = q.lanes.get_mut(lane) {
+            // Worked, or already waiting in `ready`.
+            queue.push_back(item);
+            return false;
+        }
+        q.lanes.insert(lane.clone(), VecDeque::from([item]));
+        if q.workers < self.max_workers {
+            q.workers += 1;
+            true
+        } else {
+            q.ready.push_back(lane.clone());
+            false
+        }
+    }
+
+    /// The next item for the worker on `lane`: from that lane, or, when it is empty or had its
+    /// turn, from a waiting lane (`lane` changes). `None` when there is nothing: the worker ends.
+    fn pop(&self, lane: &mut Lane, turn: &mut usize) -> Option<Queued<T>> {
+        let mut q = self.queues.lock().expect("lanes");
+        loop {
+            let has_more = q.lanes.get(lane).is_some_and(|l| !l.is_empty());
+            if has_more && (*turn < LANE_TURN || q.ready.is_empty()) {
+                break;
+            }
+            if has_more {
+                // Its turn is up and another lane waits: this one waits behind it.
+                q.ready.push_back(lane.clone());
+            } else {
+                q.lanes.remove(lane);
+            }
+            match q.ready.pop_front() {
+                Some(next) => {
+                    *lane = next;
+                    *turn = 0;
+                }
+                None => {
+                    q.workers -= 1;
+                    return None;
+                }
+            }
+        }
+        *turn += 1;
+        let item = q.lanes.get_mut(lane).and_then(VecDeque::pop_front);
+        drop(q);
         let left = self.buffered.fetch_sub(1, AtomicOrdering::AcqRel) - 1;
         if left + 1 == self.high_water || left == self.low_water {
             self.room.notify_one();
         }
-        Some(item)
+        item
     }
 }
 
-/// Handles a lane's items in order until it is empty or the loop stops.
+/// Handles lanes' items, each lane in order, until there is nothing left or the loop stops.
 async fn lane_worker<T, H, Fut>(
     ctx: Arc<TaskCtx<T, H>>,
     dispatch: Arc<Dispatch<T>>,
-    lane: Lane,
+    mut lane: Lane,
 ) -> Result<()>
 where
     T: Model + Send + Sync + 'static,
     H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
 {
-    let metrics = LoopMetrics::new(&lane.tp.topic);
+    let mut metrics = LoopMetrics::new(&lane.tp.topic);
+    let mut turn = 0;
     while !ctx.stop.is_cancelled() {
-        let Some(Queued { item, tp, epoch }) = dispatch.pop(&lane) else {
+        let Some(Queued { item, tp, epoch }) = dispatch.pop(&mut lane, &mut turn) else {
             return Ok(());
         };
         if !ctx.state.is_current(&tp, epoch) {
             // Fetched before its partition was revoked: the new owner reads it again.
             continue;
+        }
+        if metrics.topic != tp.topic {
+            metrics = LoopMetrics::new(&tp.topic);
         }
         ctx.state.started(&tp);
         let result = ctx.process(item, &tp, epoch, &metrics).await;
@@ -848,6 +909,7 @@ where
 
 /// The loop's metric handles for one topic, registered once per lane worker.
 struct LoopMetrics {
+    topic: String,
     processed: metrics::Counter,
     failed: metrics::Counter,
     retried: metrics::Counter,
@@ -859,6 +921,7 @@ impl LoopMetrics {
     fn new(topic: &str) -> Self {
         let t = topic.to_string();
         LoopMetrics {
+            topic: topic.to_string(),
             processed: metrics::counter!("flowodm_loop_processed_total", "topic" => t.clone()),
             failed: metrics::counter!("flowodm_loop_failed_total", "topic" => t.clone()),
             retried: metrics::counter!("flowodm_loop_retried_total", "topic" => t.clone()),
@@ -1061,6 +1124,9 @@ impl<F: FnMut()> Drop for DropGuard<F> {
         (self.0)()
     }
 }
+
+/// How many already-fetched messages the poller routes in one go.
+const DRAIN_AT_ONCE: usize = 256;
 
 /// How long the buffer may stay full, with the loop not polling, before partitions are paused.
 const PAUSE_AFTER: Duration = Duration::from_millis(500);
@@ -2003,6 +2069,60 @@ mod tests {
             topic: "t".into(),
             partition: p,
         }
+    }
+
+    fn queued(p: i32, offset: i64) -> Queued<()> {
+        Queued {
+            item: Item::Tombstone(crate::consumer::Tombstone {
+                key: None,
+                topic: "t".into(),
+                partition: p,
+                offset,
+                timestamp: None,
+            }),
+            tp: tp(p),
+            epoch: 0,
+        }
+    }
+
+    #[test]
+    fn workers_are_capped_and_a_busy_lane_lets_waiting_lanes_take_turns() {
+        let d = Dispatch::<()>::new(10_000, 10, 1);
+        let (a, b) = (
+            Lane {
+                tp: tp(0),
+                key: None,
+            },
+            Lane {
+                tp: tp(1),
+                key: None,
+            },
+        );
+        assert!(d.push(&a, queued(0, 0)), "the first lane gets a worker");
+        for o in 1..200 {
+            assert!(!d.push(&a, queued(0, o)));
+        }
+        assert!(
+            !d.push(&b, queued(1, 0)),
+            "one worker at most: lane b waits"
+        );
+        let (mut lane, mut turn) = (a.clone(), 0);
+        let mut order = Vec::new();
+        while let Some(q) = d.pop(&mut lane, &mut turn) {
+            order.push((q.tp.partition, q.item.offset()));
+        }
+        // Lane a's first turn, then b, then the rest of a, each lane in offset order.
+        assert_eq!(order.len(), 201);
+        assert_eq!(order[LANE_TURN], (1, 0));
+        let a_offsets: Vec<i64> = order
+            .iter()
+            .filter(|(p, _)| *p == 0)
+            .map(|(_, o)| *o)
+            .collect();
+        assert_eq!(a_offsets, (0..200).collect::<Vec<_>>());
+        assert_eq!(d.buffered.load(AtomicOrdering::Relaxed), 0);
+        // The worker ended; the next item starts a new one.
+        assert!(d.push(&b, queued(1, 1)));
     }
 
     #[test]
