@@ -637,6 +637,10 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         let mut last_commit = Instant::now();
         let mut failure: Option<Error> = None;
 
+        // One poll at a time, kept across iterations: a poll that has taken a message from
+        // librdkafka may still be waiting for the registry (a new writer schema), and dropping it
+        // there, because another branch of the select won, would lose that message.
+        let mut poll = next_poll(&consumer, self.poll_timeout);
         'poll: loop {
             let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
             // Backpressure, in two steps. While too much is buffered the loop stops asking for
@@ -699,7 +703,8 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 }
                 _ = dispatch.room.notified(), if !fetch || paused => {}
                 _ = tokio::time::sleep_until(pause_at), if !fetch => {}
-                polled = consumer.consume_one(self.poll_timeout), if fetch => {
+                polled = &mut poll, if fetch => {
+                    poll = next_poll(&consumer, self.poll_timeout);
                     // Take what is already fetched without going round the select each time.
                     let mut next = Some(polled);
                     let mut taken = 0;
@@ -1123,6 +1128,15 @@ impl<F: FnMut()> Drop for DropGuard<F> {
     fn drop(&mut self) {
         (self.0)()
     }
+}
+
+/// A poll of `consumer` that owns what it needs, so it can live across loop iterations.
+fn next_poll<T: Model + Send + Sync + 'static>(
+    consumer: &Arc<Consumer<T>>,
+    timeout: Duration,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<Consumed<T>>> + Send>> {
+    let consumer = consumer.clone();
+    Box::pin(async move { consumer.consume_one(timeout).await })
 }
 
 /// How many already-fetched messages the poller routes in one go.
@@ -1770,7 +1784,20 @@ where
             let ack = self.ack(tp, epoch, offset, permit);
             let valid = ack.valid.clone();
             let started = Instant::now();
-            let outcome = (self.handler)(r, ack).await;
+            // A panicking handler is a fatal failure of its message (as in `run_blocking`),
+            // not the end of the loop.
+            let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+                (self.handler)(r, ack),
+            ))
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(HandlerError::fatal(format!("the handler panicked: {what}")))
+            });
             if outcome.is_err() {
                 // That attempt's acknowledgement no longer counts.
                 valid.store(false, AtomicOrdering::Release);
