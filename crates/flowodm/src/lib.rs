@@ -30,6 +30,8 @@ pub mod codec;
 pub mod config;
 pub mod consumer;
 mod error;
+#[cfg(doctest)]
+mod guide;
 pub mod model;
 pub mod producer;
 pub mod profiles;
