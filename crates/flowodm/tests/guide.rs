@@ -836,3 +836,25 @@ async fn a_record_right_after_a_tombstone_is_handled() {
         .unwrap();
     assert_eq!(*seen.lock().unwrap(), [1, 2]);
 }
+
+#[test]
+fn records_without_key_and_blocking_record_sends() {
+    let topic = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(new_topic("guide-no-key", 1))
+    };
+    let producer = client().producer::<Job>().topic(&topic).build().unwrap();
+    let value = job("would-be-key", 0);
+    let delivery = producer
+        .send_record_blocking(
+            flowodm::producer::OutRecord::new(&value)
+                .no_key()
+                .header("h", "v"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert_eq!((delivery.partition, delivery.offset), (0, 0));
+    let got = read(&topic, 1);
+    assert_eq!(got[0].key, None, "no_key() wins over the model's key field");
+    assert_eq!(got[0].headers["h"], "v");
+}
