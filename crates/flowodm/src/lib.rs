@@ -31,6 +31,8 @@ pub mod codegen;
 pub mod config;
 pub mod consumer;
 mod error;
+#[cfg(doctest)]
+mod guide;
 pub mod model;
 pub mod producer;
 pub mod profiles;
