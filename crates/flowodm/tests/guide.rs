@@ -601,14 +601,15 @@ async fn retries_back_off_exponentially_then_dead_letter_to_a_named_topic_and_me
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failure_during_shutdown_is_dead_lettered_instead_of_retried() {
+async fn a_failure_during_shutdown_is_left_uncommitted_for_the_next_run() {
     let topic = new_topic("guide-shutdown-failure", 1).await;
+    let group = unique_name("guide-g");
     produce(&topic, &[job("k", 0)]).await;
     let token = CancellationToken::new();
     let t = token.clone();
     let started = Instant::now();
     let stats = ConsumerLoop::<Job>::builder(&client())
-        .group(unique_name("guide-g"))
+        .group(&group)
         .consumer(|b| b.topics([&topic]))
         .max_retries(5)
         .retry_delay(Duration::from_secs(20))
@@ -624,9 +625,32 @@ async fn a_failure_during_shutdown_is_dead_lettered_instead_of_retried() {
         )
         .await
         .unwrap();
-    assert_eq!((stats.retried, stats.dead_lettered), (0, 1));
+    // Neither retried (shutdown does not wait out a backoff) nor dead-lettered: uncommitted.
+    assert_eq!(
+        (stats.retried, stats.dead_lettered, stats.processed),
+        (0, 0, 0)
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert_eq!(read(&format!("{topic}.DLQ"), 1).len(), 1);
+    // The next run gets the message again.
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let stats = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|b| b.topics([&topic]))
+        .run(
+            move |record| {
+                let t = t.clone();
+                async move {
+                    assert_eq!(record.offset, 0);
+                    t.cancel();
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats.processed, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -798,11 +822,9 @@ async fn builders_keep_the_model_subject_and_take_the_batch_size_from_the_profil
 }
 
 /// The first record of a writer schema the loop has not seen, polled while another message's
-/// handler finishes (here: right after a tombstone), must still be handled. Today the poll is
-/// abandoned while it fetches the writer schema from the registry, and the record is skipped
-/// without a trace (most runs); run with `--ignored` to check a fix.
+/// handler finishes (here: right after a tombstone), must still be handled: the poll waits for
+/// the registry and must not be abandoned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known defect: a record whose writer schema is fetched while a handler finishes is skipped"]
 async fn a_record_right_after_a_tombstone_is_handled() {
     let topic = new_topic("guide-after-tombstone", 1).await;
     send_raw(&topic, b"gone", None).await; // offset 0
