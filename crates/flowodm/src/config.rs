@@ -243,9 +243,10 @@ impl KafkaConfig {
         }
     }
 
-    /// Reads the configuration from the process environment (see the [module docs](self)).
+    /// Reads the configuration from the process environment (see the [module docs](self)),
+    /// including `FLOWODM_KAFKA__*` properties ([`with_passthrough`](Self::with_passthrough)).
     pub fn from_env() -> Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Ok(Self::from_lookup(|name| std::env::var(name).ok())?.with_passthrough(std::env::vars()))
     }
 
     /// Reads the configuration from any name → value lookup, such as a map in a test.
