@@ -1,0 +1,283 @@
+//! The order consumer: a flowodm consumer loop that stores every order of the topic in the
+//! PostgreSQL `orders` table, once.
+//!
+//! - **Ordering.** The loop runs with [`OrderBy::Key`]: one customer's orders are handled one
+//!   after another, in the order they were placed, while different customers' orders are
+//!   handled at the same time (up to `max_in_flight`), which is what gives the batch writer
+//!   more than one row per partition to put in a batch.
+//! - **Durability before commit.** The handler hands its order to the [`BatchWriter`] and
+//!   returns only when the batch holding it has committed; the loop commits a partition's offset
+//!   only past messages whose handlers returned. A crash (even `kill -9`) re-delivers at most the
+//!   orders whose offsets were not committed yet, and `ON CONFLICT (order_id) DO NOTHING` makes
+//!   the second write of those a no-op: exactly one row per order.
+//! - **Outages.** While PostgreSQL is away the writer keeps its batch and reconnects with
+//!   backoff; handlers wait, the loop's buffer fills and fetching pauses. Nothing is lost and
+//!   nothing goes to the dead-letter topic; only an order that the database itself rejects does.
+//! - **Shutdown.** On SIGTERM or SIGINT the loop stops fetching, lets in-flight orders finish
+//!   (`shutdown_timeout`), commits their offsets, leaves the group, and the database
+//!   connections close.
+//!
+//! Metrics go through the `metrics` facade (install any recorder to export them):
+//! `orders_stored_total`, `orders_duplicates_total`, `orders_rejected_total`,
+//! `orders_db_errors_total` (counters), `orders_batch_rows`, `orders_batch_seconds` and
+//! `orders_end_to_end_seconds` (histograms), next to the loop's own `flowodm_loop_*` ones.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use flowodm::consumer::Record;
+use flowodm::profiles::Profile;
+use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError, LoopStats, OrderBy};
+use flowodm::Client;
+use tracing::Instrument;
+
+use crate::order::Order;
+use crate::store::{
+    self, BatchWriter, Database, Row, StoreError, Stored, WriterConfig, WriterStats,
+};
+
+/// How the consumer runs.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// The topic (`KAFKA_TOPIC_ORDERS`).
+    pub topic: String,
+    /// The consumer group (`order-store`).
+    pub group: String,
+    /// A static group member id: a member restarted with the same id gets its partitions back
+    /// at once, without waiting for the group to notice the old one is gone.
+    pub instance_id: Option<String>,
+    /// Where the table is.
+    pub database: Database,
+    /// Orders handled at once (at most one per customer).
+    pub max_in_flight: usize,
+    /// The batch writer's connections and batch size.
+    pub writer: WriterConfig,
+    /// How long in-flight orders may take to finish at shutdown.
+    pub shutdown_timeout: Duration,
+    /// How often finished offsets are committed.
+    pub commit_interval: Duration,
+    /// How often progress is logged.
+    pub progress_interval: Duration,
+    /// Where to write the [`ConsumerSummary`] as JSON when the consumer stops.
+    pub summary_path: Option<PathBuf>,
+}
+
+impl ConsumerSettings {
+    /// Defaults for `topic` and `database`: group `order-store`, 1000 in flight, 2 writer
+    /// connections with batches of up to 1000 rows, 15 s to finish at shutdown, commits every
+    /// 500 ms.
+    pub fn new(topic: impl Into<String>, database: Database) -> Self {
+        ConsumerSettings {
+            topic: topic.into(),
+            group: "order-store".to_string(),
+            instance_id: None,
+            database,
+            max_in_flight: 1000,
+            writer: WriterConfig::default(),
+            shutdown_timeout: Duration::from_secs(15),
+            commit_interval: Duration::from_millis(500),
+            progress_interval: Duration::from_secs(5),
+            summary_path: None,
+        }
+    }
+}
+
+/// What a consumer run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerSummary {
+    /// Orders the loop handled.
+    pub processed: u64,
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Orders that were already stored (re-deliveries).
+    pub duplicates: u64,
+    /// Orders the database rejected (sent to the dead-letter topic).
+    pub rejected: u64,
+    /// Dead-lettered messages.
+    pub dead_lettered: u64,
+    /// Insert statements committed.
+    pub batches: u64,
+    /// Failed write attempts (each retried).
+    pub failed_attempts: u64,
+    /// First and last insert (ms since the epoch; 0 if none).
+    pub first_insert_ms: u64,
+    /// See `first_insert_ms`.
+    pub last_insert_ms: u64,
+    /// End-to-end latency (created_at → row committed) of inserted rows, in milliseconds:
+    /// p50, p90, p99, p99.9, max.
+    pub latency_ms: [f64; 5],
+}
+
+impl ConsumerSummary {
+    fn new(loop_stats: &LoopStats, w: &WriterStats) -> Self {
+        let h = w.latency.lock().expect("latency").clone();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        ConsumerSummary {
+            processed: loop_stats.processed,
+            inserted: w.inserted.load(Ordering::Relaxed),
+            duplicates: w.duplicates.load(Ordering::Relaxed),
+            rejected: w.rejected.load(Ordering::Relaxed),
+            dead_lettered: loop_stats.dead_lettered,
+            batches: w.batches.load(Ordering::Relaxed),
+            failed_attempts: w.failed_attempts.load(Ordering::Relaxed),
+            first_insert_ms: w.first_insert_ms.load(Ordering::Relaxed),
+            last_insert_ms: w.last_insert_ms.load(Ordering::Relaxed),
+            latency_ms: [
+                ms(h.percentile(50.0)),
+                ms(h.percentile(90.0)),
+                ms(h.percentile(99.0)),
+                ms(h.percentile(99.9)),
+                ms(h.max()),
+            ],
+        }
+    }
+
+    /// As a JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "processed": self.processed,
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "dead_lettered": self.dead_lettered,
+            "batches": self.batches,
+            "failed_attempts": self.failed_attempts,
+            "first_insert_ms": self.first_insert_ms,
+            "last_insert_ms": self.last_insert_ms,
+            "latency_ms": {
+                "p50": self.latency_ms[0],
+                "p90": self.latency_ms[1],
+                "p99": self.latency_ms[2],
+                "p999": self.latency_ms[3],
+                "max": self.latency_ms[4],
+            },
+        })
+    }
+}
+
+/// Migrates the table (waiting for the database if it is not up yet), then consumes until
+/// `shutdown` is cancelled.
+pub async fn run(
+    client: &Client,
+    settings: ConsumerSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ConsumerSummary> {
+    crate::topic::ensure_orders_topic(client, &settings.topic).await?;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match store::migrate(&settings.database).await {
+            Ok(()) => break,
+            Err(e) if store::is_transient(&e) && !shutdown.is_cancelled() => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "the database is not reachable yet; retrying the migration");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped before the database was reachable"),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).context("migrating the orders table"),
+        }
+    }
+    tracing::info!(schema = ?settings.database.schema, "orders table ready");
+
+    let (writer, writer_tasks) =
+        BatchWriter::start(settings.database.clone(), settings.writer.clone());
+    let stats = writer.stats().clone();
+    let progress = tokio::spawn(log_progress(stats.clone(), settings.progress_interval));
+
+    let instance_id = settings.instance_id.clone();
+    let topic = settings.topic.clone();
+    let handler_writer = writer.clone();
+    drop(writer);
+    let result = ConsumerLoop::<Order>::builder(client)
+        .group(settings.group.clone())
+        .profile(Profile::Reliable)
+        .consumer(move |c| {
+            // Fail over in seconds rather than the profile's minute.
+            let c = c
+                .topics([topic])
+                .set("session.timeout.ms", "10000")
+                .set("heartbeat.interval.ms", "2000");
+            match instance_id {
+                Some(id) => c.set("group.instance.id", id),
+                None => c,
+            }
+        })
+        .order_by(OrderBy::Key)
+        .max_concurrent(settings.max_in_flight)
+        // The writer itself waits out database outages; a retryable error only comes from a
+        // writer shutting down, and the retry budget is generous all the same.
+        .max_retries(20)
+        .retry_delay(Duration::from_millis(100))
+        .shutdown_timeout(settings.shutdown_timeout)
+        .commit_interval(settings.commit_interval)
+        .run(
+            move |record: Record<Order>| {
+                let writer = handler_writer.clone();
+                let span = tracing::info_span!("order", order_id = %record.value.order_id);
+                async move { handle(&writer, record).await }.instrument(span)
+            },
+            shutdown,
+        )
+        .await;
+    // The loop (and with it the handler's writer clone) is gone: the writers finish and stop.
+    writer_tasks.close(Duration::from_secs(5)).await;
+    progress.abort();
+    let loop_stats = result.context("the consumer loop failed")?;
+    let summary = ConsumerSummary::new(&loop_stats, &stats);
+    tracing::info!(summary = %summary.to_json(), "consumer stopped");
+    if let Some(path) = &settings.summary_path {
+        std::fs::write(path, summary.to_json().to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(summary)
+}
+
+async fn handle(writer: &BatchWriter, record: Record<Order>) -> Result<(), HandlerError> {
+    let order = &record.value;
+    match writer.store(Row::from(order)).await {
+        Ok(Stored::Inserted) => {
+            tracing::info!(
+                customer_id = %order.customer_id,
+                partition = record.partition,
+                offset = record.offset,
+                "order stored"
+            );
+            Ok(())
+        }
+        Ok(Stored::Duplicate) => {
+            tracing::info!(
+                partition = record.partition,
+                offset = record.offset,
+                "order was already stored; not written again"
+            );
+            Ok(())
+        }
+        Err(e @ StoreError::Rejected(_)) => Err(HandlerError::fatal(e)),
+        Err(e @ StoreError::Closed) => Err(HandlerError::retryable(e)),
+    }
+}
+
+async fn log_progress(stats: Arc<WriterStats>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let inserted = stats.inserted.load(Ordering::Relaxed);
+        if inserted != last {
+            let p99 = stats.latency.lock().expect("latency").percentile(99.0);
+            tracing::info!(
+                inserted,
+                duplicates = stats.duplicates.load(Ordering::Relaxed),
+                rate_per_sec = (inserted - last) as f64 / every.as_secs_f64(),
+                p99_ms = p99.as_secs_f64() * 1e3,
+                "progress"
+            );
+            last = inserted;
+        }
+    }
+}
