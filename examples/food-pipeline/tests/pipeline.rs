@@ -1,0 +1,94 @@
+//! The pipeline against the stack: the producer in the test, `order-consumer` as a real
+//! process, PostgreSQL checked row by row. Each test has its own topic, consumer group and
+//! database schema.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Run;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_order_is_stored_once_in_customer_order_and_a_replay_writes_nothing() {
+    let run = Run::new("once");
+    let consumer = run.consumer(1);
+    let (producer, sent) = run.produce(1500.0, 2);
+    let summary = producer.await.unwrap();
+    assert_eq!(summary.sent, 3000);
+    assert_eq!((summary.delivered, summary.failed), (3000, 0));
+    // Keyed by customer, the orders spread over the 3 partitions.
+    assert_eq!(summary.partitions.len(), 3, "{:?}", summary.partitions);
+    assert!(
+        summary.partitions.values().all(|&n| n > 500),
+        "{:?}",
+        summary.partitions
+    );
+
+    run.wait_for_rows(3000, Duration::from_secs(60)).await;
+    let stats = consumer.terminate();
+    assert_eq!(stats["inserted"], 3000);
+    assert_eq!(stats["dead_lettered"], 0);
+    let sent = sent.lock().unwrap().clone();
+    run.assert_stored_exactly(&sent).await;
+
+    // A second group reads the whole topic again: every order is already there.
+    let replay = Run {
+        group: format!("{}-replay", run.group),
+        topic: run.topic.clone(),
+        db: run.db.clone(),
+        dir: run.dir.clone(),
+    };
+    let again = replay.consumer(2);
+    let admin = Run::client().admin().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let lag = admin
+            .group_lag(
+                &replay.group,
+                Some(vec![replay.topic.clone()]),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        if lag.len() == 3 && lag.iter().all(|p| p.committed.is_some() && p.lag == 0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "replay lag: {lag:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let stats = again.terminate();
+    assert_eq!(
+        (stats["inserted"].as_u64(), stats["duplicates"].as_u64()),
+        (Some(0), Some(3000))
+    );
+    run.assert_stored_exactly(&sent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_again_and_again_still_stores_each_order_once() {
+    let run = Run::new("kill");
+    let total = 8000;
+    let (producer, sent) = run.produce(800.0, 10);
+    let mut consumer = run.consumer(0);
+    run.wait_for_rows(1, Duration::from_secs(30)).await;
+    let mut kills = Vec::new();
+    for n in 1..=4 {
+        tokio::time::sleep(Duration::from_millis(1000 + 300 * n as u64)).await;
+        let rows = run.rows().await;
+        consumer.kill();
+        kills.push(rows);
+        consumer = run.consumer(n);
+    }
+    let summary = producer.await.unwrap();
+    assert_eq!((summary.sent, summary.delivered), (total, total));
+    run.wait_for_rows(total, Duration::from_secs(60)).await;
+    // The kills fell in the middle of the run, with work done and work left.
+    assert!(
+        kills.iter().all(|&r| r > 0 && r < total) && kills.windows(2).all(|w| w[0] <= w[1]),
+        "rows at each kill: {kills:?}"
+    );
+    let stats = consumer.terminate();
+    assert_eq!(stats["dead_lettered"], 0);
+    let sent = sent.lock().unwrap().clone();
+    run.assert_stored_exactly(&sent).await;
+}
