@@ -100,7 +100,7 @@ pub struct ConsumerSummary {
     pub dead_lettered: u64,
     /// Insert statements committed.
     pub batches: u64,
-    /// Failed write attempts (each retried).
+    /// Failed attempts at connecting or writing (each retried).
     pub failed_attempts: u64,
     /// First and last insert (ms since the epoch; 0 if none).
     pub first_insert_ms: u64,
@@ -171,7 +171,7 @@ pub async fn run(
         match store::migrate(&settings.database).await {
             Ok(()) => break,
             Err(e) if store::is_transient(&e) && !shutdown.is_cancelled() => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "the database is not reachable yet; retrying the migration");
+                tracing::warn!(error = %store::describe(&e), retry_in_ms = backoff.as_millis() as u64, "the database is not reachable yet; retrying the migration");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.cancelled() => anyhow::bail!("stopped before the database was reachable"),

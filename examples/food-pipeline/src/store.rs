@@ -27,7 +27,7 @@
 //!
 //! A row already in the table (a re-delivery after a crash) is reported as
 //! [`Stored::Duplicate`] and not written again. While the database is unreachable the writer
-//! keeps the batch, reconnects with exponential backoff (100 ms doubling to 5 s) and writes it
+//! keeps the batch, reconnects with exponential backoff (100 ms doubling to 2 s) and writes it
 //! when the database is back: callers wait, nothing is lost. Only a row that the database
 //! itself rejects (a value too long, say) fails, alone: the batch is retried row by row to find
 //! it, and its caller gets [`StoreError::Rejected`].
@@ -163,6 +163,18 @@ pub fn is_transient(e: &tokio_postgres::Error) -> bool {
         || *code == SqlState::T_R_SERIALIZATION_FAILURE
 }
 
+/// An error with its cause (`tokio_postgres` shows only "db error" or "error connecting to
+/// server" by itself).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.code().code(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
 /// Whether the database rejected the data itself (class 22, data exception, or 23, integrity
 /// constraint violation): retrying the same row cannot help.
 fn is_data_error(e: &tokio_postgres::Error) -> bool {
@@ -258,7 +270,7 @@ pub struct WriterStats {
     pub rejected: AtomicU64,
     /// Statements that committed.
     pub batches: AtomicU64,
-    /// Failed attempts at writing a batch (outages included).
+    /// Failed attempts at connecting or at writing a batch (each retried).
     pub failed_attempts: AtomicU64,
     /// When the first row was inserted (ms since the epoch; 0 before).
     pub first_insert_ms: AtomicU64,
@@ -355,7 +367,7 @@ struct Worker {
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Worker {
     async fn run(mut self) {
@@ -400,7 +412,8 @@ impl Worker {
                     self.conn = Some(c);
                 }
                 Err(e) => {
-                    tracing::warn!(writer = self.id, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot connect to the database; retrying");
+                    tracing::warn!(writer = self.id, error = %describe(&e), retry_in_ms = backoff.as_millis() as u64, "cannot connect to the database; retrying");
+                    self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("orders_db_errors_total").increment(1);
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -426,7 +439,7 @@ impl Worker {
                     return;
                 }
                 Err(e) if is_data_error(&e) && batch.len() > 1 => {
-                    tracing::warn!(writer = self.id, rows = batch.len(), error = %e, "a row of the batch was rejected; writing the rows one by one");
+                    tracing::warn!(writer = self.id, rows = batch.len(), error = %describe(&e), "a row of the batch was rejected; writing the rows one by one");
                     for p in batch {
                         Box::pin(self.write(vec![p])).await;
                     }
@@ -434,10 +447,7 @@ impl Worker {
                 }
                 Err(e) if is_data_error(&e) => {
                     let p = batch.into_iter().next().expect("one row");
-                    let message = e
-                        .as_db_error()
-                        .map(|d| format!("{}: {}", d.code().code(), d.message()))
-                        .unwrap_or_else(|| e.to_string());
+                    let message = describe(&e);
                     tracing::error!(order_id = %p.row.order_id, error = %message, "the database rejected the order");
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("orders_rejected_total").increment(1);
@@ -449,9 +459,9 @@ impl Worker {
                     metrics::counter!("orders_db_errors_total").increment(1);
                     let transient = is_transient(&e);
                     if transient {
-                        tracing::warn!(writer = self.id, rows = batch.len(), error = %e, retry_in_ms = backoff.as_millis() as u64, "writing a batch failed; retrying");
+                        tracing::warn!(writer = self.id, rows = batch.len(), error = %describe(&e), retry_in_ms = backoff.as_millis() as u64, "writing a batch failed; retrying");
                     } else {
-                        tracing::error!(writer = self.id, rows = batch.len(), error = %e, retry_in_ms = backoff.as_millis() as u64, "writing a batch failed; retrying");
+                        tracing::error!(writer = self.id, rows = batch.len(), error = %describe(&e), retry_in_ms = backoff.as_millis() as u64, "writing a batch failed; retrying");
                     }
                     self.conn = None;
                     tokio::select! {
