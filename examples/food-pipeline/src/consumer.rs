@@ -24,7 +24,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -34,6 +34,7 @@ use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError, LoopStats, 
 use flowodm::Client;
 use tracing::Instrument;
 
+use crate::latency::Histogram;
 use crate::order::Order;
 use crate::store::{
     self, BatchWriter, Database, Row, StoreError, Stored, WriterConfig, WriterStats,
@@ -109,12 +110,30 @@ pub struct ConsumerSummary {
     /// End-to-end latency (created_at → row committed) of inserted rows, in milliseconds:
     /// p50, p90, p99, p99.9, max.
     pub latency_ms: [f64; 5],
+    /// From created_at to the handler's start (producer, Kafka, the loop's queue), in
+    /// milliseconds: p50, p90, p99, p99.9, max.
+    pub received_ms: [f64; 5],
+    /// How long one batch's insert took to commit, in milliseconds: p50, p90, p99, p99.9, max.
+    pub commit_ms: [f64; 5],
+}
+
+fn percentiles(h: &Histogram) -> [f64; 5] {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    [
+        ms(h.percentile(50.0)),
+        ms(h.percentile(90.0)),
+        ms(h.percentile(99.0)),
+        ms(h.percentile(99.9)),
+        ms(h.max()),
+    ]
+}
+
+fn percentiles_json(p: &[f64; 5]) -> serde_json::Value {
+    serde_json::json!({"p50": p[0], "p90": p[1], "p99": p[2], "p999": p[3], "max": p[4]})
 }
 
 impl ConsumerSummary {
-    fn new(loop_stats: &LoopStats, w: &WriterStats) -> Self {
-        let h = w.latency.lock().expect("latency").clone();
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    fn new(loop_stats: &LoopStats, w: &WriterStats, received: &Histogram) -> Self {
         ConsumerSummary {
             processed: loop_stats.processed,
             inserted: w.inserted.load(Ordering::Relaxed),
@@ -125,13 +144,9 @@ impl ConsumerSummary {
             failed_attempts: w.failed_attempts.load(Ordering::Relaxed),
             first_insert_ms: w.first_insert_ms.load(Ordering::Relaxed),
             last_insert_ms: w.last_insert_ms.load(Ordering::Relaxed),
-            latency_ms: [
-                ms(h.percentile(50.0)),
-                ms(h.percentile(90.0)),
-                ms(h.percentile(99.0)),
-                ms(h.percentile(99.9)),
-                ms(h.max()),
-            ],
+            latency_ms: percentiles(&w.latency.lock().expect("latency")),
+            received_ms: percentiles(received),
+            commit_ms: percentiles(&w.commit.lock().expect("commit")),
         }
     }
 
@@ -147,13 +162,9 @@ impl ConsumerSummary {
             "failed_attempts": self.failed_attempts,
             "first_insert_ms": self.first_insert_ms,
             "last_insert_ms": self.last_insert_ms,
-            "latency_ms": {
-                "p50": self.latency_ms[0],
-                "p90": self.latency_ms[1],
-                "p99": self.latency_ms[2],
-                "p999": self.latency_ms[3],
-                "max": self.latency_ms[4],
-            },
+            "latency_ms": percentiles_json(&self.latency_ms),
+            "received_ms": percentiles_json(&self.received_ms),
+            "commit_ms": percentiles_json(&self.commit_ms),
         })
     }
 }
@@ -192,6 +203,8 @@ pub async fn run(
     let topic = settings.topic.clone();
     let handler_writer = writer.clone();
     drop(writer);
+    let received: Arc<Mutex<Histogram>> = Arc::default();
+    let handler_received = received.clone();
     let result = ConsumerLoop::<Order>::builder(client)
         .group(settings.group.clone())
         .profile(Profile::Reliable)
@@ -200,7 +213,11 @@ pub async fn run(
             let c = c
                 .topics([topic])
                 .set("session.timeout.ms", "10000")
-                .set("heartbeat.interval.ms", "2000");
+                .set("heartbeat.interval.ms", "2000")
+                .on_assign(|parts| {
+                    let parts: Vec<i32> = parts.iter().map(|p| p.partition).collect();
+                    tracing::info!(?parts, "partitions assigned");
+                });
             match instance_id {
                 Some(id) => c.set("group.instance.id", id),
                 None => c,
@@ -217,6 +234,11 @@ pub async fn run(
         .run(
             move |record: Record<Order>| {
                 let writer = handler_writer.clone();
+                let waited = chrono::Utc::now() - record.value.created_at;
+                handler_received
+                    .lock()
+                    .expect("received")
+                    .record(waited.to_std().unwrap_or_default());
                 let span = tracing::info_span!("order", order_id = %record.value.order_id);
                 async move { handle(&writer, record).await }.instrument(span)
             },
@@ -227,7 +249,7 @@ pub async fn run(
     writer_tasks.close(Duration::from_secs(5)).await;
     progress.abort();
     let loop_stats = result.context("the consumer loop failed")?;
-    let summary = ConsumerSummary::new(&loop_stats, &stats);
+    let summary = ConsumerSummary::new(&loop_stats, &stats, &received.lock().expect("received"));
     tracing::info!(summary = %summary.to_json(), "consumer stopped");
     if let Some(path) = &settings.summary_path {
         std::fs::write(path, summary.to_json().to_string())
@@ -241,6 +263,7 @@ async fn handle(writer: &BatchWriter, record: Record<Order>) -> Result<(), Handl
     match writer.store(Row::from(order)).await {
         Ok(Stored::Inserted) => {
             tracing::info!(
+                target: "food_pipeline::consumer::orders",
                 customer_id = %order.customer_id,
                 partition = record.partition,
                 offset = record.offset,
@@ -250,6 +273,7 @@ async fn handle(writer: &BatchWriter, record: Record<Order>) -> Result<(), Handl
         }
         Ok(Stored::Duplicate) => {
             tracing::info!(
+                target: "food_pipeline::consumer::orders",
                 partition = record.partition,
                 offset = record.offset,
                 "order was already stored; not written again"

@@ -234,6 +234,7 @@ fn delivered(counters: &Counters, order_id: &str, result: flowodm::Result<Delive
                 .entry(d.partition)
                 .or_default() += 1;
             tracing::info!(
+                target: "food_pipeline::producer::deliveries",
                 order_id,
                 partition = d.partition,
                 offset = d.offset,

@@ -278,6 +278,8 @@ pub struct WriterStats {
     pub last_insert_ms: AtomicU64,
     /// From `created_at` to the commit of the row's insert, for inserted rows.
     pub latency: Mutex<Histogram>,
+    /// How long each batch's insert took, from sending it to its commit.
+    pub commit: Mutex<Histogram>,
 }
 
 struct Pending {
@@ -371,6 +373,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Worker {
     async fn run(mut self) {
+        // Connect before the first row, not on it.
+        if self.connection().await.is_none() {
+            return;
+        }
         loop {
             // One worker gathers a batch while the others write theirs.
             let batch = {
@@ -491,6 +497,7 @@ impl Worker {
             }
         }
         let s = &self.stats;
+        s.commit.lock().expect("commit").record(took);
         s.inserted.fetch_add(fresh, Ordering::Relaxed);
         s.duplicates.fetch_add(n - fresh, Ordering::Relaxed);
         s.batches.fetch_add(1, Ordering::Relaxed);

@@ -2,6 +2,11 @@
 //! `food_pipeline=debug,warn`; default `info`) and `LOG_FORMAT` (`json`, the default, one JSON
 //! object per line with the current span's fields, so every line about an order carries its
 //! `order_id`; or `text`). Logs go to standard error.
+//!
+//! The lines written once per order have targets of their own, so a busy service can keep its
+//! other `info` lines without them: `food_pipeline::producer::deliveries` (each acknowledged
+//! delivery) and `food_pipeline::consumer::orders` (each order stored), as in
+//! `LOG_LEVEL=info,food_pipeline::producer::deliveries=warn,food_pipeline::consumer::orders=warn`.
 
 use tracing_subscriber::EnvFilter;
 
