@@ -23,7 +23,7 @@
 //! `orders_end_to_end_seconds` (histograms), next to the loop's own `flowodm_loop_*` ones.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,7 +69,7 @@ pub struct ConsumerSettings {
 impl ConsumerSettings {
     /// Defaults for `topic` and `database`: group `order-store`, 1000 in flight, 2 writer
     /// connections with batches of up to 1000 rows, 15 s to finish at shutdown, commits every
-    /// 500 ms.
+    /// second.
     pub fn new(topic: impl Into<String>, database: Database) -> Self {
         ConsumerSettings {
             topic: topic.into(),
@@ -79,7 +79,7 @@ impl ConsumerSettings {
             max_in_flight: 1000,
             writer: WriterConfig::default(),
             shutdown_timeout: Duration::from_secs(15),
-            commit_interval: Duration::from_millis(500),
+            commit_interval: Duration::from_secs(1),
             progress_interval: Duration::from_secs(5),
             summary_path: None,
         }
@@ -197,7 +197,6 @@ pub async fn run(
     let (writer, writer_tasks) =
         BatchWriter::start(settings.database.clone(), settings.writer.clone());
     let stats = writer.stats().clone();
-    let progress = tokio::spawn(log_progress(stats.clone(), settings.progress_interval));
 
     let instance_id = settings.instance_id.clone();
     let topic = settings.topic.clone();
@@ -205,6 +204,13 @@ pub async fn run(
     drop(writer);
     let received: Arc<Mutex<Histogram>> = Arc::default();
     let handler_received = received.clone();
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let handler_in_flight = in_flight.clone();
+    let progress = tokio::spawn(log_progress(
+        stats.clone(),
+        in_flight,
+        settings.progress_interval,
+    ));
     let result = ConsumerLoop::<Order>::builder(client)
         .group(settings.group.clone())
         .profile(Profile::Reliable)
@@ -240,7 +246,14 @@ pub async fn run(
                     .expect("received")
                     .record(waited.to_std().unwrap_or_default());
                 let span = tracing::info_span!("order", order_id = %record.value.order_id);
-                async move { handle(&writer, record).await }.instrument(span)
+                let in_flight = handler_in_flight.clone();
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    let r = handle(&writer, record).await;
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                    r
+                }
+                .instrument(span)
             },
             shutdown,
         )
@@ -285,7 +298,7 @@ async fn handle(writer: &BatchWriter, record: Record<Order>) -> Result<(), Handl
     }
 }
 
-async fn log_progress(stats: Arc<WriterStats>, every: Duration) {
+async fn log_progress(stats: Arc<WriterStats>, in_flight: Arc<AtomicU64>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     let mut last = 0;
@@ -298,6 +311,7 @@ async fn log_progress(stats: Arc<WriterStats>, every: Duration) {
                 inserted,
                 duplicates = stats.duplicates.load(Ordering::Relaxed),
                 rate_per_sec = (inserted - last) as f64 / every.as_secs_f64(),
+                in_flight = in_flight.load(Ordering::Relaxed),
                 p99_ms = p99.as_secs_f64() * 1e3,
                 "progress"
             );
