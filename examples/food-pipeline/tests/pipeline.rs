@@ -92,3 +92,67 @@ async fn a_consumer_killed_again_and_again_still_stores_each_order_once() {
     let sent = sent.lock().unwrap().clone();
     run.assert_stored_exactly(&sent).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_the_database_rejects_goes_alone_to_the_dead_letter_topic() {
+    use flowodm::consumer::Consumed;
+    use food_pipeline::order::MockOrders;
+
+    let run = Run::new("reject");
+    for topic in [run.topic.clone(), format!("{}.DLQ", run.topic)] {
+        food_pipeline::topic::ensure_orders_topic(&Run::client(), &topic)
+            .await
+            .unwrap();
+    }
+    let mut mock = MockOrders::new(3);
+    let mut orders: Vec<_> = (0..30).map(|_| mock.next_order()).collect();
+    // Too long for VARCHAR(50): PostgreSQL refuses the row (SQLSTATE 22001) every time.
+    orders[12].order_id = format!("ORD-{}", "9".repeat(60));
+    let producer = Run::client()
+        .producer::<food_pipeline::order::Order>()
+        .topic(run.topic.clone())
+        .build()
+        .unwrap();
+    for r in producer.send_many(&orders).await {
+        r.unwrap();
+    }
+    let consumer = run.consumer(1);
+    run.wait_for_rows(29, Duration::from_secs(60)).await;
+
+    // The rejected order is on the dead-letter topic, with the database's reason.
+    let dlq = Run::client()
+        .consumer::<food_pipeline::order::Order>()
+        .topics([format!("{}.DLQ", run.topic)])
+        .group(format!("{}-dlq-reader", run.group))
+        .build()
+        .unwrap();
+    let record = loop {
+        match dlq.consume_one(Duration::from_secs(30)).await.unwrap() {
+            Consumed::Record(r) => break r,
+            Consumed::Timeout => panic!("nothing on the dead-letter topic"),
+            _ => {}
+        }
+    };
+    assert_eq!(record.value, orders[12]);
+    let header = |k: &str| {
+        record
+            .headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    assert!(
+        header("flowodm.error.message").is_some_and(|m| m.contains("22001")),
+        "{:?}",
+        record.headers
+    );
+    let stats = consumer.terminate();
+    assert_eq!(
+        (stats["rejected"].as_u64(), stats["dead_lettered"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let mut stored = orders.clone();
+    stored.remove(12);
+    run.assert_stored_exactly(&stored).await;
+}
