@@ -58,14 +58,15 @@ async fn main() {
 
     // 1. The ceiling.
     let ceiling_db = Database::new(&url, Some(format!("bench_copy_{stamp}"))).unwrap();
-    let copy_rate = copy_ceiling(&ceiling_db, orders).await;
+    let (copy_rate, copy_cpu) = copy_ceiling(&ceiling_db, orders).await;
     println!("ceiling     COPY of {orders} pre-built rows: {copy_rate:.0} rows/s");
+    print_cpu(&copy_cpu, orders as f64 / copy_rate);
 
     // 2. Sustained end-to-end rate.
     let run = Phase::new(&url, &dir, &format!("rate-{stamp}"), &log_level);
     let mut consumer = run.start_consumer();
     run.wait_for_assignment();
-    let cpu = CpuSampler::start(&consumer);
+    let cpu = CpuSampler::start(Some(&consumer));
     let started = Instant::now();
     let producer = run.start_producer(&["--rate", "0", "--count", &orders.to_string()]);
     let cpu = cpu.with(&producer);
@@ -90,23 +91,21 @@ async fn main() {
         e2e_rate / copy_rate
     );
     print_breakdown(&consumed);
-    println!(
-        "            CPU seconds during the run ({:.1} s wall, 2 cores = {:.1} CPU s):",
-        e2e.as_secs_f64(),
-        2.0 * e2e.as_secs_f64()
-    );
-    for (what, secs) in &cpu {
-        println!("              {what:<22} {secs:6.2}");
-    }
+    print_cpu(&cpu, e2e.as_secs_f64());
 
     // 3. Latency at 2000 orders/s.
     let run = Phase::new(&url, &dir, &format!("lat-{stamp}"), &log_level);
     let mut consumer = run.start_consumer();
     run.wait_for_assignment();
     let planned = 2000 * latency_seconds;
+    let lat_cpu = CpuSampler::start(Some(&consumer));
+    let lat_started = Instant::now();
     let producer =
         run.start_producer(&["--rate", "2000", "--duration", &latency_seconds.to_string()]);
+    let lat_cpu = lat_cpu.with(&producer);
     let produced = run.finish_producer(producer);
+    let lat_cpu = lat_cpu.stop();
+    let lat_wall = lat_started.elapsed().as_secs_f64();
     assert_eq!(produced["delivered"].as_u64(), Some(planned), "{produced}");
     run.wait_for_rows(planned, Duration::from_secs(120)).await;
     let consumed = run.stop_consumer(&mut consumer);
@@ -121,6 +120,7 @@ async fn main() {
         consumed["inserted"].as_f64().unwrap() / consumed["batches"].as_f64().unwrap(),
     );
     print_breakdown(&consumed);
+    print_cpu(&lat_cpu, lat_wall);
     let summary = serde_json::json!({
         "orders": orders,
         "copy_rows_per_sec": copy_rate,
@@ -132,6 +132,8 @@ async fn main() {
         "received_ms_at_2000": consumed["received_ms"],
         "commit_ms_at_2000": consumed["commit_ms"],
         "cpu_seconds": cpu,
+        "copy_cpu_seconds": copy_cpu,
+        "latency_cpu_seconds": lat_cpu,
     });
     println!("{summary}");
 }
@@ -156,8 +158,19 @@ fn print_breakdown(consumed: &Value) {
     );
 }
 
-/// One `COPY` of `n` pre-built rows into an empty `orders` table; rows per second.
-async fn copy_ceiling(db: &Database, n: u64) -> f64 {
+fn print_cpu(cpu: &BTreeMap<String, f64>, wall: f64) {
+    println!(
+        "            CPU seconds meanwhile ({wall:.1} s wall, 2 cores = {:.1} CPU s):",
+        2.0 * wall
+    );
+    for (what, secs) in cpu {
+        println!("              {what:<22} {secs:6.2}");
+    }
+}
+
+/// One `COPY` of `n` pre-built rows into an empty `orders` table; rows per second, and the CPU
+/// time spent meanwhile.
+async fn copy_ceiling(db: &Database, n: u64) -> (f64, BTreeMap<String, f64>) {
     store::migrate(db).await.unwrap();
     let mut mock = MockOrders::new(42);
     let mut text = Vec::with_capacity(n as usize * 300);
@@ -177,6 +190,7 @@ async fn copy_ceiling(db: &Database, n: u64) -> f64 {
         );
     }
     let client = db.connect().await.unwrap();
+    let cpu = CpuSampler::start(None);
     let started = Instant::now();
     let sink = client
         .copy_in::<_, Cursor<Vec<u8>>>(
@@ -190,8 +204,9 @@ async fn copy_ceiling(db: &Database, n: u64) -> f64 {
     }
     let copied = sink.as_mut().finish().await.unwrap();
     let took = started.elapsed();
+    let cpu = cpu.stop();
     assert_eq!(copied, n);
-    n as f64 / took.as_secs_f64()
+    (n as f64 / took.as_secs_f64(), cpu)
 }
 
 /// One phase: its own topic, group and schema, the services as processes.
@@ -360,8 +375,11 @@ struct CpuSampler {
 }
 
 impl CpuSampler {
-    fn start(consumer: &Child) -> Self {
-        let mut pids = vec![("order-consumer".to_string(), consumer.id())];
+    fn start(consumer: Option<&Child>) -> Self {
+        let mut pids: Vec<(String, u32)> = consumer
+            .map(|c| ("order-consumer".to_string(), c.id()))
+            .into_iter()
+            .collect();
         let kafka_pid = std::fs::read_to_string(format!(
             "{}/kafka/pid",
             std::env::var("FLOWODM_STACK_DIR")
@@ -384,7 +402,9 @@ impl CpuSampler {
             let mut first: BTreeMap<u32, f64> = BTreeMap::new();
             let mut last: BTreeMap<u32, f64> = BTreeMap::new();
             let mut pg_last: BTreeMap<u32, f64> = BTreeMap::new();
-            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            loop {
+                // One last reading after the stop, so the end of the phase counts.
+                let stopping = s.load(std::sync::atomic::Ordering::Relaxed);
                 for (_, pid) in p.lock().unwrap().iter() {
                     if let Some(c) = cpu_of(*pid) {
                         first.entry(*pid).or_insert(c);
@@ -395,6 +415,9 @@ impl CpuSampler {
                     if let Some(c) = cpu_of(pid) {
                         pg_last.insert(pid, c);
                     }
+                }
+                if stopping {
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
