@@ -156,3 +156,54 @@ async fn an_order_the_database_rejects_goes_alone_to_the_dead_letter_topic() {
     stored.remove(12);
     run.assert_stored_exactly(&stored).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_flushes_everything_it_sent_on_sigterm() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let run = Run::new("sigterm");
+    let summary_path = run.dir.join("producer.json");
+    let mut producer = std::process::Command::new(env!("CARGO_BIN_EXE_order-producer"))
+        .env("KAFKA_TOPIC_ORDERS", &run.topic)
+        .env("PRODUCER_RATE", "500")
+        .env("PRODUCER_DURATION", "0") // for ever
+        .env("LOG_LEVEL", "warn")
+        .arg("--summary")
+        .arg(&summary_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until it has produced for a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let end_offsets = |topic: &str| -> i64 {
+        let c: BaseConsumer = flowodm_test::plaintext_config().create().unwrap();
+        (0..3)
+            .map(|p| {
+                c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .map(|w| w.1)
+                    .unwrap_or(0)
+            })
+            .sum()
+    };
+    while end_offsets(&run.topic) < 500 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the producer did not get going"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &producer.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = producer.wait().unwrap();
+    assert!(exit.success(), "{exit}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let sent = summary["sent"].as_i64().unwrap();
+    assert_eq!(summary["delivered"].as_i64(), Some(sent), "{summary}");
+    assert_eq!(summary["failed"].as_i64(), Some(0), "{summary}");
+    // Everything it sent is in the topic, and nothing more.
+    assert_eq!(end_offsets(&run.topic), sent);
+}
