@@ -220,6 +220,9 @@ pub async fn run(
                 .topics([topic])
                 .set("session.timeout.ms", "10000")
                 .set("heartbeat.interval.ms", "2000")
+                // Small fetches per partition: the loop's buffer then holds every partition's
+                // orders (every customer) at once, not one partition's megabyte after another.
+                .set("max.partition.fetch.bytes", "65536")
                 .on_assign(|parts| {
                     let parts: Vec<i32> = parts.iter().map(|p| p.partition).collect();
                     tracing::info!(?parts, "partitions assigned");
