@@ -120,6 +120,11 @@ async fn main() {
         consumed["inserted"].as_f64().unwrap() / consumed["batches"].as_f64().unwrap(),
     );
     print_breakdown(&consumed);
+    println!(
+        "            created_at -> broker ack:    p50 {:.1} ms, p99 {:.1} ms (producer side)",
+        produced["ack_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+        produced["ack_ms"]["p99"].as_f64().unwrap_or(f64::NAN)
+    );
     print_cpu(&lat_cpu, lat_wall);
     let summary = serde_json::json!({
         "orders": orders,
@@ -131,6 +136,7 @@ async fn main() {
         "latency_ms_at_2000": lat,
         "received_ms_at_2000": consumed["received_ms"],
         "commit_ms_at_2000": consumed["commit_ms"],
+        "ack_ms_at_2000": produced["ack_ms"],
         "cpu_seconds": cpu,
         "copy_cpu_seconds": copy_cpu,
         "latency_cpu_seconds": lat_cpu,

@@ -17,6 +17,7 @@ use flowodm::Client;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::latency::Histogram;
 use crate::order::{MockOrders, Order};
 
 /// How the producer runs.
@@ -78,6 +79,9 @@ pub struct ProducerSummary {
     pub last_order_id: Option<String>,
     /// From the first send to the end of the flush.
     pub elapsed: Duration,
+    /// From `created_at` to the broker's acknowledgement, in milliseconds: p50, p90, p99, p99.9,
+    /// max.
+    pub ack_ms: [f64; 5],
 }
 
 impl ProducerSummary {
@@ -91,6 +95,13 @@ impl ProducerSummary {
             "first_order_id": self.first_order_id,
             "last_order_id": self.last_order_id,
             "seconds": self.elapsed.as_secs_f64(),
+            "ack_ms": {
+                "p50": self.ack_ms[0],
+                "p90": self.ack_ms[1],
+                "p99": self.ack_ms[2],
+                "p999": self.ack_ms[3],
+                "max": self.ack_ms[4],
+            },
         })
     }
 }
@@ -100,6 +111,7 @@ struct Counters {
     delivered: AtomicU64,
     failed: AtomicU64,
     partitions: Mutex<BTreeMap<i32, u64>>,
+    acked: Mutex<Histogram>,
 }
 
 /// The producer's librdkafka settings: idempotent, `acks=all`, 10 ms linger, snappy.
@@ -163,8 +175,10 @@ pub async fn run(
         let mut backoff = Duration::from_millis(1);
         loop {
             let (c, order_id) = (counters.clone(), order.order_id.clone());
-            let sent =
-                producer.send_with_callback(&order, move |result| delivered(&c, &order_id, result));
+            let created_ms = order.created_at.timestamp_millis();
+            let sent = producer.send_with_callback(&order, move |result| {
+                delivered(&c, &order_id, created_ms, result)
+            });
             match sent {
                 Ok(()) => break,
                 Err(flowodm::Error::Kafka(KafkaError::MessageProduction(
@@ -219,13 +233,28 @@ pub async fn run(
     let unconfirmed = summary.sent.saturating_sub(summary.delivered + failed);
     summary.failed = failed + unconfirmed;
     summary.partitions = counters.partitions.lock().expect("partitions").clone();
+    let acked = counters.acked.lock().expect("acked");
+    summary.ack_ms =
+        [50.0, 90.0, 99.0, 99.9, 100.0].map(|p| acked.percentile(p).as_secs_f64() * 1e3);
+    drop(acked);
     tracing::info!(summary = %summary.to_json(), "producer stopped");
     Ok(summary)
 }
 
-fn delivered(counters: &Counters, order_id: &str, result: flowodm::Result<Delivery>) {
+fn delivered(
+    counters: &Counters,
+    order_id: &str,
+    created_ms: i64,
+    result: flowodm::Result<Delivery>,
+) {
     match result {
         Ok(d) => {
+            let waited = chrono::Utc::now().timestamp_micros() - created_ms * 1000;
+            counters
+                .acked
+                .lock()
+                .expect("acked")
+                .record(Duration::from_micros(waited.max(0) as u64));
             counters.delivered.fetch_add(1, Ordering::Relaxed);
             *counters
                 .partitions

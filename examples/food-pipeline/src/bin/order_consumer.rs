@@ -37,6 +37,9 @@ struct Args {
     /// The largest batch, in rows.
     #[arg(long, env = "CONSUMER_MAX_BATCH", default_value_t = 1000)]
     max_batch: usize,
+    /// Seconds between commits of finished offsets (also at shutdown and rebalance).
+    #[arg(long, default_value_t = 1.0)]
+    commit_seconds: f64,
     /// Seconds between progress lines.
     #[arg(long, default_value_t = 5.0)]
     progress_seconds: f64,
@@ -57,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     settings.writer.connections = args.connections.max(1);
     settings.writer.max_batch = args.max_batch.max(1);
     settings.summary_path = args.summary;
+    settings.commit_interval = Duration::from_secs_f64(args.commit_seconds.max(0.01));
     settings.progress_interval = Duration::from_secs_f64(args.progress_seconds.max(0.1));
     let client = Client::from_env()?;
     let summary = consumer::run(&client, settings, shutdown).await?;
