@@ -67,7 +67,7 @@ pub struct ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    /// Defaults for `topic` and `database`: group `order-store`, 1000 in flight, 2 writer
+    /// Defaults for `topic` and `database`: group `order-store`, 1000 in flight, 4 writer
     /// connections with batches of up to 1000 rows, 15 s to finish at shutdown, commits every
     /// second.
     pub fn new(topic: impl Into<String>, database: Database) -> Self {

@@ -244,7 +244,7 @@ impl std::error::Error for StoreError {}
 /// How a [`BatchWriter`] works.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Connections writing batches at once (default 2: one commits while the next batch forms).
+    /// Connections writing batches at once (default 4: while some commit, the next batches form).
     pub connections: usize,
     /// The largest batch (default 1000 rows).
     pub max_batch: usize,
@@ -253,7 +253,7 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
-            connections: 2,
+            connections: 4,
             max_batch: 1000,
         }
     }

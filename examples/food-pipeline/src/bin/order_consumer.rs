@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 1000)]
     max_in_flight: usize,
     /// Database connections writing batches.
-    #[arg(long, env = "CONSUMER_DB_CONNECTIONS", default_value_t = 2)]
+    #[arg(long, env = "CONSUMER_DB_CONNECTIONS", default_value_t = 4)]
     connections: usize,
     /// The largest batch, in rows.
     #[arg(long, env = "CONSUMER_MAX_BATCH", default_value_t = 1000)]
