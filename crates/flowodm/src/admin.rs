@@ -108,6 +108,19 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
+/// The offsets of one partition: what is retained, and where the next message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionOffsets {
+    /// The partition.
+    pub partition: i32,
+    /// The first retained offset (the low watermark).
+    pub start: i64,
+    /// The offset the next message will get (the high watermark); `end - start` messages are
+    /// retained, fewer on a compacted topic.
+    pub end: i64,
+}
+
 /// Administers the cluster; from [`Client::admin`](crate::Client::admin).
 pub struct Admin {
     admin: AdminClient<DefaultClientContext>,
@@ -129,7 +142,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl Admin {
-    pub(crate) fn new(config: KafkaConfig) -> Result<Self> {
+    /// An administration handle for the cluster `config` points at; no schema registry needed
+    /// (with one, [`Client::admin`](crate::Client::admin) is the same).
+    ///
+    /// ```
+    /// let admin = flowodm::admin::Admin::new(flowodm::KafkaConfig::new("127.0.0.1:9092")).unwrap();
+    /// # let _ = admin;
+    /// ```
+    pub fn new(config: KafkaConfig) -> Result<Self> {
         let admin = config.client_config().create().map_err(Error::Kafka)?;
         Ok(Admin { admin, config })
     }
@@ -230,6 +250,41 @@ impl Admin {
                 .collect();
             partitions.sort_by_key(|p| p.id);
             Ok(TopicInfo { name, partitions })
+        })
+        .await
+    }
+
+    /// The start and end offsets of every partition of a topic, by partition.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: flowodm::admin::Admin) -> flowodm::Result<()> {
+    /// use std::time::Duration;
+    /// for p in admin.topic_offsets("orders", Duration::from_secs(5)).await? {
+    ///     println!("partition {}: {} messages", p.partition, p.end - p.start);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn topic_offsets(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Vec<PartitionOffsets>> {
+        let info = self.describe_topic(topic, timeout).await?;
+        let config = self.config.clone();
+        let topic = topic.to_string();
+        blocking(move || {
+            let consumer: BaseConsumer = config.client_config().create()?;
+            info.partitions
+                .iter()
+                .map(|p| {
+                    let (start, end) = consumer.fetch_watermarks(&topic, p.id, timeout)?;
+                    Ok(PartitionOffsets {
+                        partition: p.id,
+                        start,
+                        end,
+                    })
+                })
+                .collect()
         })
         .await
     }

@@ -7,7 +7,7 @@
 //!   [`CodecConfig::auto_register`] off, looks it up and fails if it is missing), then frames each
 //!   value as `0x00`, the schema id, and the Avro datum.
 //! - **Decoding** reads the writer's schema id from the payload, fetches that schema from the
-//!   registry the first time it is seen, compiles a [`Resolution`] against the model's schema
+//!   registry the first time it is seen, compiles a [`Resolution`](crate::avro::resolve::Resolution) against the model's schema
 //!   and keeps it; every later payload with that id decodes without touching the network. A
 //!   payload written with the model's own schema decodes through the generated decoder directly.
 //!

@@ -661,6 +661,42 @@ impl Settings {
         };
         Ok(Settings { kafka, registry })
     }
+
+    /// The layers as one name → value lookup under the environment variable names: `env`
+    /// first, then the file; empty values count as unset.
+    ///
+    /// For a tool that needs only part of the settings, for example only the schema registry,
+    /// where [`load_with`](Self::load_with) would insist on Kafka's bootstrap servers too.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("flowodm.toml");
+    /// # std::fs::write(&path, "[registry]\nurl = \"http://file:8081\"\nbasic_auth_user_info = \"u:p\"\n").unwrap();
+    /// use flowodm::config::Settings;
+    /// use flowodm::registry::SchemaRegistryClient;
+    ///
+    /// let env = |name: &str| (name == "SCHEMA_REGISTRY_URL").then(|| "http://env:8081".to_string());
+    /// let lookup = Settings::lookup_with(Some(&path), env).unwrap();
+    /// assert_eq!(lookup("SCHEMA_REGISTRY_URL").as_deref(), Some("http://env:8081")); // env wins
+    /// assert_eq!(lookup("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").as_deref(), Some("u:p"));
+    /// assert_eq!(lookup("KAFKA_BOOTSTRAP_SERVERS"), None); // not needed, not required
+    /// let registry = SchemaRegistryClient::from_lookup(&lookup).unwrap();
+    /// assert_eq!(registry.url(), "http://env:8081");
+    /// ```
+    pub fn lookup_with(
+        file: Option<&std::path::Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<impl Fn(&str) -> Option<String>> {
+        let file_vars = match file {
+            Some(path) => FileSettings::read(path)?.as_vars(),
+            None => BTreeMap::new(),
+        };
+        Ok(move |name: &str| {
+            env(name)
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| file_vars.get(name).cloned())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -826,6 +862,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("/nope.toml"));
+    }
+
+    #[test]
+    fn lookup_with_layers_env_over_file_without_requiring_kafka() {
+        let (_dir, path) = write(
+            "r.yaml",
+            "registry:\n  url: http://file:8081\nkafka:\n  client_id: from-file\n",
+        );
+        let env = |k: &str| match k {
+            "KAFKA_CLIENT_ID" => Some("from-env".to_string()),
+            "SCHEMA_REGISTRY_API_KEY" => Some("  ".to_string()),
+            _ => None,
+        };
+        let lookup = Settings::lookup_with(Some(&path), env).unwrap();
+        assert_eq!(
+            lookup("SCHEMA_REGISTRY_URL").as_deref(),
+            Some("http://file:8081")
+        );
+        assert_eq!(lookup("KAFKA_CLIENT_ID").as_deref(), Some("from-env"));
+        assert_eq!(lookup("SCHEMA_REGISTRY_API_KEY"), None, "blank is unset");
+        assert_eq!(lookup("KAFKA_BOOTSTRAP_SERVERS"), None);
+        let err = Settings::lookup_with(Some(std::path::Path::new("/nope.toml")), |_| None)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("/nope.toml"), "{err}");
     }
 
     #[test]

@@ -143,8 +143,8 @@ pub struct Record<T> {
     pub timestamp: Option<i64>,
     /// The registry id of the schema the value was written with.
     pub schema_id: u32,
-    /// The value's bytes as they arrived, when the consumer keeps them (consumer loops do, for
-    /// the dead-letter topic); `None` otherwise.
+    /// The value's bytes as they arrived, when the consumer keeps them; `None` otherwise.
+    /// Consumer loops keep them aside for the dead-letter topic and hand handlers `None`.
     pub payload: Option<Vec<u8>>,
 }
 
@@ -393,6 +393,9 @@ impl<T: Model> ConsumerBuilder<T> {
             )
         })?;
         c.set("group.id", group);
+        for (k, v) in crate::profiles::CONSUMER_DEFAULTS {
+            c.set(*k, *v);
+        }
         for (k, v) in self.profile.consumer_properties() {
             c.set(k, v);
         }
@@ -956,5 +959,41 @@ impl<T: Model> BlockingConsumer<T> {
             Ok(Consumed::Timeout) => None,
             other => Some(other),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::SchemaRegistryClient;
+
+    #[derive(crate::Model)]
+    #[flowodm(topic = "config-test", consumer_group = "g")]
+    struct Ping {
+        n: i32,
+    }
+
+    fn builder() -> ConsumerBuilder<Ping> {
+        let registry = SchemaRegistryClient::new("http://127.0.0.1:1").unwrap();
+        Client::new(crate::KafkaConfig::new("127.0.0.1:1"), registry).consumer::<Ping>()
+    }
+
+    #[test]
+    fn consumer_defaults_apply_under_every_profile_and_explicit_properties_win() {
+        for profile in Profile::ALL {
+            let c = builder().profile(profile).client_config().unwrap();
+            assert_eq!(c.get("fetch.queue.backoff.ms"), Some("20"), "{profile}");
+            assert_eq!(
+                c.get("enable.auto.offset.store"),
+                Some("false"),
+                "{profile}"
+            );
+            assert_eq!(c.get("group.id"), Some("g"));
+        }
+        let c = builder()
+            .set("fetch.queue.backoff.ms", "500")
+            .client_config()
+            .unwrap();
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some("500"));
     }
 }

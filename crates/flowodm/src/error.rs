@@ -69,6 +69,22 @@ pub enum Error {
         message: String,
     },
 
+    /// An Avro schema file could not be read, is not JSON, or is not a valid Avro schema.
+    ///
+    /// JSON syntax errors carry the line and column (counting from 1) where the parser stopped,
+    /// so the message reads like a compiler's: `orders.avsc:3:17: invalid JSON: …`.
+    #[error("{}: {message}", file_location(path, *line, *column))]
+    SchemaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The line of a JSON syntax error.
+        line: Option<usize>,
+        /// The column of a JSON syntax error.
+        column: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A payload is not in the Confluent wire format (magic byte 0, 4-byte big-endian schema id).
     #[error("not a Confluent wire-format payload: {reason}")]
     Framing {
@@ -111,6 +127,14 @@ pub enum Error {
     /// The Kafka client reported an error.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+fn file_location(path: &std::path::Path, line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", path.display()),
+        (Some(l), None) => format!("{}:{l}", path.display()),
+        _ => path.display().to_string(),
+    }
 }
 
 /// Why a payload is not in the Confluent wire format.
@@ -191,7 +215,7 @@ impl Error {
         match self {
             Error::Configuration { .. } => ErrorKind::Configuration,
             Error::Registry { .. } | Error::RegistryTransport { .. } => ErrorKind::Registry,
-            Error::Schema { .. } => ErrorKind::Schema,
+            Error::Schema { .. } | Error::SchemaFile { .. } => ErrorKind::Schema,
             Error::Serialization { .. } => ErrorKind::Serialization,
             Error::Framing { .. } | Error::Deserialization { .. } | Error::UnknownSchema { .. } => {
                 ErrorKind::Deserialization

@@ -27,6 +27,7 @@ pub mod admin;
 pub mod avro;
 pub mod client;
 pub mod codec;
+pub mod codegen;
 pub mod config;
 pub mod consumer;
 mod error;
@@ -35,6 +36,7 @@ pub mod producer;
 pub mod profiles;
 pub mod registry;
 pub mod runner;
+pub mod schema;
 mod util;
 pub mod wire;
 

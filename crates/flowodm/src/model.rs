@@ -135,15 +135,26 @@ fn check_schema_file<T: 'static>(
     if checked.lock().expect("lock").contains(&TypeId::of::<T>()) {
         return Ok(());
     }
-    crate::avro::compare_schemas(schema.json(), file.contents).map_err(|why| {
-        crate::Error::Schema {
+    use crate::schema::{validate, AvroSchema, Origin};
+    let ours =
+        AvroSchema::parse(schema.json())?.with_origin(Origin::Model(std::any::type_name::<T>()));
+    let theirs = AvroSchema::parse(file.contents)
+        .map_err(|e| crate::Error::Schema {
+            message: format!("{}: {e}", file.path),
+        })?
+        .with_origin(Origin::File(file.path.into()));
+    let report = validate(&ours, &theirs);
+    if !report.is_valid() {
+        let why: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        return Err(crate::Error::Schema {
             message: format!(
-                "{} does not match {}: {why}",
+                "{} does not match {}: {}",
                 std::any::type_name::<T>(),
-                file.path
+                file.path,
+                why.join("; ")
             ),
-        }
-    })?;
+        });
+    }
     checked.lock().expect("lock").insert(TypeId::of::<T>());
     Ok(())
 }

@@ -702,6 +702,22 @@ impl<T: Model> Producer<T> {
             .await
     }
 
+    /// Like [`send_consumer_offsets`](Self::send_consumer_offsets), from the next offset to
+    /// read per partition and the group's metadata (consumer loops use it).
+    pub(crate) async fn send_offsets(
+        &self,
+        metadata: rdkafka::consumer::ConsumerGroupMetadata,
+        next: &[(crate::consumer::TopicPartition, i64)],
+        timeout: Duration,
+    ) -> Result<()> {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (tp, offset) in next {
+            tpl.add_partition_offset(&tp.topic, tp.partition, rdkafka::Offset::Offset(*offset))?;
+        }
+        self.txn(move |p| p.send_offsets_to_transaction(&tpl, &metadata, timeout))
+            .await
+    }
+
     /// Commits the transaction: its messages and offsets become visible together.
     pub async fn commit_transaction(&self, timeout: Duration) -> Result<()> {
         self.txn(move |p| p.commit_transaction(timeout)).await

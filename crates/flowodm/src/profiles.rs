@@ -198,6 +198,21 @@ pub const PRODUCTION_DEFAULTS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
 ];
 
+/// flowodm's consumer defaults, applied under every profile (a profile or an explicit property
+/// overrides them).
+///
+/// `fetch.queue.backoff.ms`: when the application reads slower than librdkafka fetches, the
+/// prefetch queue fills up and librdkafka pauses fetching for this long (1 s by default). An
+/// application that decodes every message is always "slower" than the fetcher, so with the
+/// default it sat idle for most of each second: 20 ms keeps the queue fed (about 5× the
+/// throughput of a decoding consumer in `docs/BENCHMARKS.md`) at the cost of a timer check per
+/// partition while the queue is full.
+///
+/// ```
+/// assert!(flowodm::profiles::CONSUMER_DEFAULTS.contains(&("fetch.queue.backoff.ms", "20")));
+/// ```
+pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "20")];
+
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

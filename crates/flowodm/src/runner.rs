@@ -26,7 +26,12 @@
 //! At-least-once by default: a message's offset is committed only when it and every earlier
 //! message of its partition have finished — handled, or sent to the dead-letter topic (a
 //! per-partition contiguous watermark). A crash re-delivers at most the messages that had not
-//! finished. [`Semantics::AtMostOnce`] commits a message before handling it instead.
+//! finished. [`Semantics::AtMostOnce`] commits a message before handling it instead. A handler
+//! that passes records on to a batching writer uses [`run_with_ack`](LoopBuilder::run_with_ack):
+//! each message finishes when the writer acknowledges it, not when the handler returns. For
+//! consume-transform-produce, [`run_exactly_once`](LoopBuilder::run_exactly_once) publishes each
+//! input's outputs and commits its offset in one Kafka transaction: exactly once for
+//! `read_committed` readers.
 //!
 //! # Ordering and concurrency
 //!
@@ -54,7 +59,9 @@
 //!
 //! The dead-letter write is acknowledged before the offset moves on; if it cannot be written, the
 //! loop keeps trying and never skips the message. An [`error_handler`](LoopBuilder::error_handler)
-//! can decide otherwise per failure ([`Decision`]). Tombstones are not handed to the handler; they
+//! can decide otherwise per failure ([`Decision`]). A [`circuit_breaker`](LoopBuilder::circuit_breaker)
+//! stops calling the handler for a while after repeated retryable failures (a dependency is down),
+//! and a [`rate_limit`](LoopBuilder::rate_limit) caps handler calls per second. Tombstones are not handed to the handler; they
 //! are counted and passed over.
 //!
 //! # Lifecycle
@@ -76,10 +83,12 @@
 //!
 //! Through the `metrics` facade, labelled by `topic`: `flowodm_loop_processed_total`,
 //! `flowodm_loop_failed_total`, `flowodm_loop_retried_total`, `flowodm_loop_dead_lettered_total`,
-//! `flowodm_loop_tombstones_total` (counters) and `flowodm_loop_handler_seconds` (histogram).
+//! `flowodm_loop_tombstones_total`, `flowodm_loop_circuit_opened_total` (counters) and
+//! `flowodm_loop_handler_seconds` (histogram).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,6 +101,7 @@ use crate::client::Client;
 use crate::consumer::{Consumed, Consumer, ConsumerBuilder, RawMessage, Record, TopicPartition};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::producer::Producer;
 use crate::profiles::Profile;
 
 /// A handler's failure: retry it, or not.
@@ -228,6 +238,8 @@ impl<T: Model + Send + Sync> ConsumerLoop<T> {
             dead_letter_topic: None,
             semantics: Semantics::AtLeastOnce,
             order_by: OrderBy::Partition,
+            rate_limit: None,
+            circuit_breaker: None,
             error_handler: None,
             on_startup: None,
             on_shutdown: None,
@@ -250,6 +262,8 @@ pub struct LoopBuilder<T> {
     dead_letter_topic: Option<String>,
     semantics: Semantics,
     order_by: OrderBy,
+    rate_limit: Option<Duration>,
+    circuit_breaker: Option<(u32, Duration)>,
     error_handler: Option<ErrorHandler>,
     on_startup: Option<Hook>,
     on_shutdown: Option<Hook>,
@@ -353,6 +367,39 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         self
     }
 
+    /// At most `per_second` handler calls per second across the loop (retries included), for a
+    /// downstream service with a quota. Messages wait in their lanes meanwhile; when too many
+    /// wait, fetching stops (see the module docs on backpressure).
+    ///
+    /// ```no_run
+    /// # #[derive(flowodm::Model)] #[flowodm(topic = "t")] struct Order { id: String }
+    /// # fn demo(b: flowodm::runner::LoopBuilder<Order>) {
+    /// let b = b.rate_limit(200); // the payment API allows 200 calls a second
+    /// # }
+    /// ```
+    pub fn rate_limit(mut self, per_second: u32) -> Self {
+        self.rate_limit = (per_second > 0).then(|| Duration::from_secs(1) / per_second);
+        self
+    }
+
+    /// Stops calling the handler for `cooldown` after `failures` retryable failures in a row (a
+    /// dependency is down: hammering it helps nobody), then lets one call through as a probe: a
+    /// success closes the circuit, a failure opens it again. While open, messages wait (none is
+    /// failed or dead-lettered for it) and fetching stops once the buffer is full. Each opening
+    /// counts in `flowodm_loop_circuit_opened_total`.
+    ///
+    /// ```no_run
+    /// # #[derive(flowodm::Model)] #[flowodm(topic = "t")] struct Order { id: String }
+    /// # fn demo(b: flowodm::runner::LoopBuilder<Order>) {
+    /// use std::time::Duration;
+    /// let b = b.max_retries(u32::MAX).circuit_breaker(5, Duration::from_secs(10));
+    /// # }
+    /// ```
+    pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.circuit_breaker = Some((failures.max(1), cooldown));
+        self
+    }
+
     /// Decides what happens to each failure (instead of retry-then-dead-letter).
     pub fn error_handler(
         mut self,
@@ -383,28 +430,127 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
     }
 
     /// Runs the loop until `shutdown` is cancelled (or a handler decision stops it).
-    pub async fn run<H, Fut>(mut self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
+    pub async fn run<H, Fut>(self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
     where
         H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
     {
-        let on_shutdown = self.on_shutdown.take();
-        let result = match self.on_startup.take() {
-            Some(hook) => match hook().await {
-                Ok(()) => self.run_inner(handler, shutdown).await,
-                Err(e) => Err(e),
-            },
-            None => self.run_inner(handler, shutdown).await,
-        };
-        if let Some(hook) = on_shutdown {
-            if let Err(e) = hook().await {
-                tracing::warn!(error = %e, "on_shutdown failed");
-                if result.is_ok() {
-                    return Err(e);
+        self.run_with_ack(
+            move |record, ack: Ack| {
+                let handled = handler(record);
+                async move {
+                    handled.await?;
+                    ack.done();
+                    Ok(())
                 }
-            }
-        }
-        result
+            },
+            shutdown,
+        )
+        .await
+    }
+
+    /// Like [`run`](Self::run), but a message counts as finished only when its [`Ack`] is
+    /// [done](Ack::done), which may be after the handler returned: the handler can hand the
+    /// record to a batching writer and return, the lane moves on to its next message, and the
+    /// writer acknowledges each message once its batch is durable. The commit watermark still
+    /// never passes an unacknowledged message, and at most `max_concurrent` messages are
+    /// running or unacknowledged at once. Shutdown and revocations wait (up to
+    /// `shutdown_timeout`) for outstanding acknowledgements.
+    ///
+    /// Once the handler returned `Ok`, the holder of the `Ack` owns the message: it retries as
+    /// it needs; an `Ack` dropped without `done` leaves its message uncommitted (it is handled
+    /// again after a restart or rebalance; a warning is logged). If the handler returns an
+    /// error, that attempt's `Ack` no longer counts and the loop retries or dead-letters as
+    /// usual.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flowodm::Client) -> flowodm::Result<()> {
+    /// use flowodm::runner::{Ack, ConsumerLoop, HandlerError, OrderBy};
+    /// # #[derive(flowodm::Model)]
+    /// # #[flowodm(topic = "orders", key = "customer_id", consumer_group = "store")]
+    /// # struct Order { order_id: String, customer_id: String }
+    /// let (tx, mut rx) = tokio::sync::mpsc::channel::<(Order, Ack)>(1000);
+    /// tokio::spawn(async move {
+    ///     let mut batch = Vec::new();
+    ///     while rx.recv_many(&mut batch, 500).await > 0 {
+    ///         // INSERT the batch in one transaction, then:
+    ///         for (_order, ack) in batch.drain(..) {
+    ///             ack.done();
+    ///         }
+    ///     }
+    /// });
+    /// ConsumerLoop::<Order>::builder(&client)
+    ///     .order_by(OrderBy::Key)
+    ///     .max_concurrent(1000)
+    ///     .run_with_ack(move |record, ack| {
+    ///         let tx = tx.clone();
+    ///         async move {
+    ///             tx.send((record.value, ack)).await.map_err(HandlerError::fatal)?;
+    ///             Ok(())
+    ///         }
+    ///     }, flowodm::runner::shutdown_on_signals())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_with_ack<H, Fut>(
+        mut self,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<LoopStats>
+    where
+        H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+    {
+        let hooks = (self.on_startup.take(), self.on_shutdown.take());
+        with_hooks(hooks, self.run_inner(handler, shutdown)).await
+    }
+
+    /// Runs an exactly-once consume-transform-produce loop: the handler turns each record into
+    /// the messages to publish (`Vec<U>`), and each batch of input is one transaction of
+    /// `producer` (which must be [transactional](crate::producer::ProducerBuilder::transactional)):
+    /// its outputs and the input's offsets commit together, or neither does. A
+    /// `read_committed` reader of the output sees every input's outputs exactly once, across
+    /// crashes, restarts and retries.
+    ///
+    /// Records are handled one at a time, in order (`max_concurrent` and `order_by` do not
+    /// apply); a batch is what the profile's `max_poll_records` and `poll_timeout` collect.
+    /// Retries, the error handler and the dead-letter topic work as in [`run`](Self::run); if a
+    /// transaction fails, it is aborted, the input is read again from the batch's start and the
+    /// batch is retried after a backoff. The input is read `read_committed`. A dead-lettered
+    /// message is written outside the transaction, so a batch that is retried after a failed
+    /// commit may dead-letter it twice.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: flowodm::Client) -> flowodm::Result<()> {
+    /// use flowodm::runner::{ConsumerLoop, HandlerError};
+    /// # #[derive(flowodm::Model)]
+    /// # #[flowodm(topic = "orders", key = "id", consumer_group = "billing")]
+    /// # struct Order { id: String, cents: i64 }
+    /// # #[derive(flowodm::Model)]
+    /// # #[flowodm(topic = "invoices", key = "id")]
+    /// # struct Invoice { id: String, cents_with_tax: i64 }
+    /// let invoices = client.producer::<Invoice>().transactional("billing-1").build()?;
+    /// ConsumerLoop::<Order>::builder(&client)
+    ///     .run_exactly_once(invoices, |order| async move {
+    ///         let o = order.value;
+    ///         Ok::<_, HandlerError>(vec![Invoice { id: o.id, cents_with_tax: o.cents * 119 / 100 }])
+    ///     }, flowodm::runner::shutdown_on_signals())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_exactly_once<U, H, Fut>(
+        mut self,
+        producer: Producer<U>,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<LoopStats>
+    where
+        U: Model + Send + Sync,
+        H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Vec<U>, HandlerError>> + Send + 'static,
+    {
+        let hooks = (self.on_startup.take(), self.on_shutdown.take());
+        with_hooks(hooks, self.run_transactional(producer, handler, shutdown)).await
     }
 
     /// The loop for synchronous code: `handler` runs on blocking threads (so it may do blocking
@@ -437,7 +583,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
 
     async fn run_inner<H, Fut>(self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
     where
-        H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+        H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
     {
         let state = Arc::new(Shared::default());
@@ -470,54 +616,46 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             max_retry_delay: self.max_retry_delay,
             semantics: self.semantics,
             error_handler: self.error_handler.clone(),
+            gate: Gate::new(self.rate_limit, self.circuit_breaker),
+            permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent)),
             stop: shutdown.child_token(),
         });
 
-        // Work waits in lanes: one per partition, or per (partition, key). A lane runs one item
-        // at a time; `ready` lists the lanes that have work and none running.
-        let mut lanes: HashMap<Lane, VecDeque<Queued<T>>> = HashMap::new();
-        let mut ready: VecDeque<Lane> = VecDeque::new();
-        let mut running: JoinSet<(Lane, Result<()>)> = JoinSet::new();
-        let mut busy: HashSet<Lane> = HashSet::new();
-        let mut buffered = 0usize;
-        let mut paused = false;
-        let mut last_commit = Instant::now();
-        // Pause fetching when this much is buffered, resume only when it drained to the low mark:
-        // librdkafka drops a paused partition's prefetched messages and fetches them again on
-        // resume, so pausing and resuming on every message would cost a fetch each.
+        // Work waits in lanes: one per partition, or per (partition, key). A lane with work has
+        // one worker task that handles its items one after another; a semaphore bounds how many
+        // items run at once across lanes.
         let high_water = (self.max_concurrent * 20).max(100);
         let low_water = self.max_concurrent * 2;
+        let dispatch = Arc::new(Dispatch::<T>::new(
+            high_water,
+            low_water,
+            self.max_concurrent,
+        ));
+        let mut workers: JoinSet<Result<()>> = JoinSet::new();
+        let mut paused = false;
+        let mut full_since: Option<tokio::time::Instant> = None;
+        let mut last_commit = Instant::now();
         let mut failure: Option<Error> = None;
 
-        loop {
-            // Start work on ready lanes, up to max_concurrent.
-            while running.len() < self.max_concurrent {
-                let Some(lane) = ready.pop_front() else { break };
-                let Some(queued) = lanes.get_mut(&lane).and_then(VecDeque::pop_front) else {
-                    lanes.remove(&lane);
-                    continue;
-                };
-                buffered -= 1;
-                if !state.is_current(&queued.tp, queued.epoch) {
-                    // Fetched before its partition was revoked: the new owner reads it again.
-                    requeue(&mut lanes, &mut ready, lane);
-                    continue;
-                }
-                state.started(&queued.tp);
-                busy.insert(lane.clone());
-                let ctx = ctx.clone();
-                running.spawn(async move {
-                    let Queued { item, tp, epoch } = queued;
-                    let r = ctx.process(item, &tp, epoch).await;
-                    ctx.state.finished(&tp);
-                    (lane, r)
-                });
+        'poll: loop {
+            let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
+            // Backpressure, in two steps. While too much is buffered the loop stops asking for
+            // messages: librdkafka's own prefetch queue fills and its fetcher waits, which costs
+            // nothing when handlers catch up within milliseconds. Only if the buffer stays full
+            // for `PAUSE_AFTER` are the partitions paused, so that polling can go on (serving
+            // rebalances, keeping the group membership under max.poll.interval.ms); a paused
+            // partition takes up to a second to flow again after it is resumed (librdkafka drops
+            // its prefetched messages and fetches them again), so fast handlers never get there.
+            let full = buffered >= high_water;
+            match (full, full_since) {
+                (true, None) => full_since = Some(tokio::time::Instant::now()),
+                (false, Some(_)) => full_since = None,
+                _ => {}
             }
-            // Backpressure: stop fetching while too much is buffered.
             let want_pause = if paused {
                 buffered > low_water
             } else {
-                buffered >= high_water
+                full_since.is_some_and(|t| t.elapsed() >= PAUSE_AFTER)
             };
             if want_pause != paused {
                 let parts = consumer.assignment().unwrap_or_default();
@@ -531,6 +669,8 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 }
                 paused = want_pause;
             }
+            let fetch = paused || !full;
+            let pause_at = full_since.map_or_else(tokio::time::Instant::now, |t| t + PAUSE_AFTER);
             if last_commit.elapsed() >= self.commit_interval {
                 // A failed periodic commit (coordinator moving, rebalance in progress) loses
                 // nothing: the offsets stay stored and go with the next commit.
@@ -544,32 +684,42 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             }
             tokio::select! {
                 _ = ctx.stop.cancelled() => break,
-                Some(done) = running.join_next(), if !running.is_empty() => {
-                    let (lane, result) = done.map_err(|e| Error::config("runtime", e.to_string()))?;
-                    busy.remove(&lane);
-                    requeue(&mut lanes, &mut ready, lane);
-                    if let Err(e) = result {
-                        failure = Some(e);
-                        ctx.stop.cancel();
+                Some(done) = workers.join_next(), if !workers.is_empty() => {
+                    match done {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            failure = Some(e);
+                            ctx.stop.cancel();
+                        }
+                        Err(e) => {
+                            failure = Some(Error::config("runtime", format!("a handler task failed: {e}")));
+                            ctx.stop.cancel();
+                        }
                     }
                 }
-                polled = consumer.consume_one(self.poll_timeout) => {
-                    let item = match polled {
-                        Ok(Consumed::Record(r)) => Some(Item::Record(r)),
-                        Ok(Consumed::Tombstone(t)) => {
-                            metrics::counter!("flowodm_loop_tombstones_total", "topic" => t.topic.clone()).increment(1);
-                            state.stats.lock().expect("stats").tombstones += 1;
-                            Some(Item::Tombstone(t))
-                        }
-                        Ok(Consumed::Timeout) => None,
-                        Err(Error::Decode { raw, source }) => Some(Item::Undecodable(raw, source)),
-                        Err(e) if e.is_retriable() => {
-                            tracing::warn!(error = %e, "poll failed; retrying");
-                            None
-                        }
-                        Err(e) => { failure = Some(e); break; }
-                    };
-                    if let Some(item) = item {
+                _ = dispatch.room.notified(), if !fetch || paused => {}
+                _ = tokio::time::sleep_until(pause_at), if !fetch => {}
+                polled = consumer.consume_one(self.poll_timeout), if fetch => {
+                    // Take what is already fetched without going round the select each time.
+                    let mut next = Some(polled);
+                    let mut taken = 0;
+                    while let Some(polled) = next.take() {
+                        let item = match polled {
+                            Ok(Consumed::Record(r)) => Some(Item::Record(r)),
+                            Ok(Consumed::Tombstone(t)) => {
+                                metrics::counter!("flowodm_loop_tombstones_total", "topic" => t.topic.clone()).increment(1);
+                                state.stats.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
+                                Some(Item::Tombstone(t))
+                            }
+                            Ok(Consumed::Timeout) => None,
+                            Err(Error::Decode { raw, source }) => Some(Item::Undecodable(raw, source)),
+                            Err(e) if e.is_retriable() => {
+                                tracing::warn!(error = %e, "poll failed; retrying");
+                                None
+                            }
+                            Err(e) => { failure = Some(e); break 'poll; }
+                        };
+                        let Some(item) = item else { break };
                         let tp = item.partition();
                         let epoch = state.received(&tp, item.offset());
                         let lane = Lane {
@@ -579,23 +729,28 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                             },
                             tp: tp.clone(),
                         };
-                        let queue = lanes.entry(lane.clone()).or_default();
-                        let idle = queue.is_empty() && !busy.contains(&lane);
-                        queue.push_back(Queued { item, tp, epoch });
-                        buffered += 1;
-                        if idle {
-                            ready.push_back(lane);
+                        if dispatch.push(&lane, Queued { item, tp, epoch }) {
+                            workers.spawn(lane_worker(ctx.clone(), dispatch.clone(), lane));
+                        }
+                        taken += 1;
+                        if taken < DRAIN_AT_ONCE
+                            && dispatch.buffered.load(AtomicOrdering::Acquire) < high_water
+                            && !ctx.stop.is_cancelled()
+                        {
+                            next = Some(consumer.consume_one(Duration::ZERO).await);
                         }
                     }
                 }
             }
         }
 
-        // Shutdown: no new work; let in-flight messages finish; commit; leave.
+        // Shutdown: no new work (workers stop taking items once `stop` is cancelled); let
+        // in-flight messages finish; commit; leave.
+        ctx.stop.cancel();
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
-        while !running.is_empty() {
-            match tokio::time::timeout_at(deadline, running.join_next()).await {
-                Ok(Some(Ok((_, result)))) => {
+        while !workers.is_empty() {
+            match tokio::time::timeout_at(deadline, workers.join_next()).await {
+                Ok(Some(Ok(result))) => {
                     if let (Err(e), None) = (result, &failure) {
                         failure = Some(e);
                     }
@@ -604,21 +759,728 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(
-                        in_flight = running.len(),
+                        in_flight = workers.len(),
                         "shutdown timeout: abandoning in-flight messages (they are not committed)"
                     );
-                    running.abort_all();
+                    workers.abort_all();
                     break;
                 }
             }
         }
+        // Handled messages whose acknowledgement is still outstanding get the rest of the
+        // deadline.
+        while state.any_in_flight() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         consumer.commit_stored()?;
-        let stats = state.stats.lock().expect("stats").clone();
+        let stats = state.stats.snapshot();
         match failure {
             Some(e) => Err(e),
             None => Ok(stats),
         }
     }
+}
+
+/// The lanes and the count of items waiting in them, shared by the poller and the lane workers.
+struct Dispatch<T> {
+    queues: Mutex<Queues<T>>,
+    buffered: AtomicUsize,
+    /// Signalled when the buffer drains below the high or to the low water mark.
+    room: tokio::sync::Notify,
+    high_water: usize,
+    low_water: usize,
+    /// At most this many lane workers run.
+    max_workers: usize,
+}
+
+struct Queues<T> {
+    lanes: HashMap<Lane, VecDeque<Queued<T>>>,
+    /// Lanes with items and no worker, waiting for one.
+    ready: VecDeque<Lane>,
+    workers: usize,
+}
+
+/// How many items a worker takes from one lane before it lets a waiting lane go first.
+const LANE_TURN: usize = 64;
+
+impl<T> Dispatch<T> {
+    fn new(high_water: usize, low_water: usize, max_workers: usize) -> Self {
+        Dispatch {
+            queues: Mutex::new(Queues {
+                lanes: HashMap::new(),
+                ready: VecDeque::new(),
+                workers: 0,
+            }),
+            buffered: AtomicUsize::new(0),
+            room: tokio::sync::Notify::new(),
+            high_water,
+            low_water,
+            max_workers,
+        }
+    }
+
+    /// Queues an item; returns true when a new worker should start on its lane.
+    fn push(&self, lane: &Lane, item: Queued<T>) -> bool {
+        let mut q = self.queues.lock().expect("lanes");
+        self.buffered.fetch_add(1, AtomicOrdering::AcqRel);
+        if let Some(queue) = q.lanes.get_mut(lane) {
+            // Worked, or already waiting in `ready`.
+            queue.push_back(item);
+            return false;
+        }
+        q.lanes.insert(lane.clone(), VecDeque::from([item]));
+        if q.workers < self.max_workers {
+            q.workers += 1;
+            true
+        } else {
+            q.ready.push_back(lane.clone());
+            false
+        }
+    }
+
+    /// The next item for the worker on `lane`: from that lane, or, when it is empty or had its
+    /// turn, from a waiting lane (`lane` changes). `None` when there is nothing: the worker ends.
+    fn pop(&self, lane: &mut Lane, turn: &mut usize) -> Option<Queued<T>> {
+        let mut q = self.queues.lock().expect("lanes");
+        loop {
+            let has_more = q.lanes.get(lane).is_some_and(|l| !l.is_empty());
+            if has_more && (*turn < LANE_TURN || q.ready.is_empty()) {
+                break;
+            }
+            if has_more {
+                // Its turn is up and another lane waits: this one waits behind it.
+                q.ready.push_back(lane.clone());
+            } else {
+                q.lanes.remove(lane);
+            }
+            match q.ready.pop_front() {
+                Some(next) => {
+                    *lane = next;
+                    *turn = 0;
+                }
+                None => {
+                    q.workers -= 1;
+                    return None;
+                }
+            }
+        }
+        *turn += 1;
+        let item = q.lanes.get_mut(lane).and_then(VecDeque::pop_front);
+        drop(q);
+        let left = self.buffered.fetch_sub(1, AtomicOrdering::AcqRel) - 1;
+        if left + 1 == self.high_water || left == self.low_water {
+            self.room.notify_one();
+        }
+        item
+    }
+}
+
+/// Handles lanes' items, each lane in order, until there is nothing left or the loop stops.
+async fn lane_worker<T, H, Fut>(
+    ctx: Arc<TaskCtx<T, H>>,
+    dispatch: Arc<Dispatch<T>>,
+    mut lane: Lane,
+) -> Result<()>
+where
+    T: Model + Send + Sync + 'static,
+    H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+{
+    let mut metrics = LoopMetrics::new(&lane.tp.topic);
+    let mut turn = 0;
+    while !ctx.stop.is_cancelled() {
+        let Some(Queued { item, tp, epoch }) = dispatch.pop(&mut lane, &mut turn) else {
+            return Ok(());
+        };
+        if !ctx.state.is_current(&tp, epoch) {
+            // Fetched before its partition was revoked: the new owner reads it again.
+            continue;
+        }
+        if metrics.topic != tp.topic {
+            metrics = LoopMetrics::new(&tp.topic);
+        }
+        ctx.state.started(&tp);
+        let result = ctx.process(item, &tp, epoch, &metrics).await;
+        ctx.state.finished(&tp);
+        result?;
+    }
+    Ok(())
+}
+
+/// The loop's metric handles for one topic, registered once per lane worker.
+struct LoopMetrics {
+    topic: String,
+    processed: metrics::Counter,
+    failed: metrics::Counter,
+    retried: metrics::Counter,
+    dead_lettered: metrics::Counter,
+    handler_seconds: metrics::Histogram,
+}
+
+impl LoopMetrics {
+    fn new(topic: &str) -> Self {
+        let t = topic.to_string();
+        LoopMetrics {
+            topic: topic.to_string(),
+            processed: metrics::counter!("flowodm_loop_processed_total", "topic" => t.clone()),
+            failed: metrics::counter!("flowodm_loop_failed_total", "topic" => t.clone()),
+            retried: metrics::counter!("flowodm_loop_retried_total", "topic" => t.clone()),
+            dead_lettered: metrics::counter!("flowodm_loop_dead_lettered_total", "topic" => t.clone()),
+            handler_seconds: metrics::histogram!("flowodm_loop_handler_seconds", "topic" => t),
+        }
+    }
+}
+
+/// The loop's counts, updated by the workers.
+#[derive(Default)]
+struct Counts {
+    processed: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    tombstones: AtomicU64,
+}
+
+impl Counts {
+    fn snapshot(&self) -> LoopStats {
+        let get = |c: &AtomicU64| c.load(AtomicOrdering::Relaxed);
+        LoopStats {
+            processed: get(&self.processed),
+            failed: get(&self.failed),
+            retried: get(&self.retried),
+            dead_lettered: get(&self.dead_lettered),
+            tombstones: get(&self.tombstones),
+        }
+    }
+}
+
+/// The acknowledgement of a message handled by [`run_with_ack`](LoopBuilder::run_with_ack):
+/// [`done`](Ack::done) marks it finished, so its offset may be committed once every earlier
+/// message of its partition is finished too.
+pub struct Ack {
+    on_end: Option<Box<dyn FnOnce(bool) + Send + Sync>>,
+    valid: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Ack {
+    fn new(on_end: Box<dyn FnOnce(bool) + Send + Sync>) -> Self {
+        Ack {
+            on_end: Some(on_end),
+            valid: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+
+    /// The message is finished (durably handled).
+    pub fn done(mut self) {
+        let valid = self.valid.load(AtomicOrdering::Acquire);
+        if let Some(end) = self.on_end.take() {
+            end(valid);
+        }
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if let Some(end) = self.on_end.take() {
+            if self.valid.load(AtomicOrdering::Acquire) {
+                tracing::warn!(
+                    "an Ack was dropped without done(): its message stays uncommitted and will be \
+                     handled again after a restart or rebalance"
+                );
+            }
+            end(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ack").finish_non_exhaustive()
+    }
+}
+
+/// What a handler call waits for first: the rate limit and the circuit breaker.
+struct Gate {
+    interval: Option<Duration>,
+    next_slot: Mutex<tokio::time::Instant>,
+    breaker: Option<(u32, Duration)>,
+    circuit: Mutex<Circuit>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Circuit {
+    consecutive: u32,
+    /// Open until this instant; `None` when closed.
+    open_until: Option<tokio::time::Instant>,
+    /// A probe call is running after the cooldown.
+    probing: bool,
+}
+
+impl Gate {
+    fn new(interval: Option<Duration>, breaker: Option<(u32, Duration)>) -> Self {
+        Gate {
+            interval,
+            next_slot: Mutex::new(tokio::time::Instant::now()),
+            breaker,
+            circuit: Mutex::default(),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits until a handler call may start: `None` if `stop` came first, else whether the
+    /// call is the probe of a half-open circuit.
+    async fn pass(&self, stop: &CancellationToken) -> Option<bool> {
+        let mut probe = false;
+        if self.breaker.is_some() {
+            loop {
+                let changed = self.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                let wait_until = {
+                    let mut c = self.circuit.lock().expect("circuit");
+                    match c.open_until {
+                        None => break,
+                        Some(t) if !c.probing && tokio::time::Instant::now() >= t => {
+                            c.probing = true;
+                            probe = true;
+                            break;
+                        }
+                        Some(t) if !c.probing => Some(t),
+                        Some(_) => None,
+                    }
+                };
+                let wake = async {
+                    match wait_until {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = &mut changed => {}
+                    _ = wake => {}
+                }
+            }
+        }
+        if let Some(interval) = self.interval {
+            let at = {
+                let mut next = self.next_slot.lock().expect("rate limit");
+                let at = (*next).max(tokio::time::Instant::now());
+                *next = at + interval;
+                at
+            };
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    if probe {
+                        self.circuit.lock().expect("circuit").probing = false;
+                    }
+                    return None;
+                }
+                _ = tokio::time::sleep_until(at) => {}
+            }
+        }
+        Some(probe)
+    }
+
+    /// The outcome of a call: a retryable failure counts towards opening the circuit.
+    fn record(&self, ok: bool, was_probe: bool, topic: &str) {
+        let Some((failures, cooldown)) = self.breaker else {
+            return;
+        };
+        let mut c = self.circuit.lock().expect("circuit");
+        if was_probe {
+            c.probing = false;
+        }
+        if ok {
+            c.consecutive = 0;
+            if c.open_until.take().is_some() {
+                tracing::info!(topic, "circuit closed: the handler succeeds again");
+                self.changed.notify_waiters();
+            }
+            return;
+        }
+        c.consecutive += 1;
+        if was_probe || (c.open_until.is_none() && c.consecutive >= failures) {
+            c.open_until = Some(tokio::time::Instant::now() + cooldown);
+            metrics::counter!("flowodm_loop_circuit_opened_total", "topic" => topic.to_string())
+                .increment(1);
+            tracing::warn!(
+                topic,
+                failures = c.consecutive,
+                ?cooldown,
+                "circuit open: pausing the handler"
+            );
+            self.changed.notify_waiters();
+        }
+    }
+}
+
+/// Runs a closure when dropped.
+struct DropGuard<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for DropGuard<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// How many already-fetched messages the poller routes in one go.
+const DRAIN_AT_ONCE: usize = 256;
+
+/// How long the buffer may stay full, with the loop not polling, before partitions are paused.
+const PAUSE_AFTER: Duration = Duration::from_millis(500);
+
+/// Runs `on_startup`, then `body` if it succeeded, then `on_shutdown` whatever happened.
+async fn with_hooks(
+    (on_startup, on_shutdown): (Option<Hook>, Option<Hook>),
+    body: impl Future<Output = Result<LoopStats>>,
+) -> Result<LoopStats> {
+    let result = match on_startup {
+        Some(hook) => match hook().await {
+            Ok(()) => body.await,
+            Err(e) => Err(e),
+        },
+        None => body.await,
+    };
+    if let Some(hook) = on_shutdown {
+        if let Err(e) = hook().await {
+            tracing::warn!(error = %e, "on_shutdown failed");
+            if result.is_ok() {
+                return Err(e);
+            }
+        }
+    }
+    result
+}
+
+/// How long a transaction call may wait for the broker.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl<T: Model + Send + Sync> LoopBuilder<T> {
+    async fn run_transactional<U, H, Fut>(
+        self,
+        producer: Producer<U>,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<LoopStats>
+    where
+        U: Model + Send + Sync,
+        H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Vec<U>, HandlerError>> + Send + 'static,
+    {
+        let consumer = self
+            .consumer
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .build()?;
+        producer.init_transactions(TXN_TIMEOUT).await?;
+        let txn = Txn {
+            consumer: &consumer,
+            producer: &producer,
+            handler: &handler,
+            dlq: DeadLetters::new(&self.client, self.dead_letter_topic.clone())?,
+            counts: Counts::default(),
+            metrics: Mutex::default(),
+            error_handler: self.error_handler.clone(),
+            max_retries: self.max_retries,
+            retry_delay: self.retry_delay,
+            max_retry_delay: self.max_retry_delay,
+            stop: shutdown.child_token(),
+        };
+        let batch_max = consumer.batch_size().max(1);
+        let mut failed_batches = 0u32;
+        while !txn.stop.is_cancelled() {
+            let batch = match txn.collect(batch_max, self.poll_timeout).await {
+                Ok(b) if b.is_empty() => continue,
+                Ok(b) => b,
+                Err(e) => return Err(e),
+            };
+            // Where each partition of the batch starts, to read it again after an abort.
+            let mut starts: HashMap<TopicPartition, i64> = HashMap::new();
+            let mut next: HashMap<TopicPartition, i64> = HashMap::new();
+            for item in &batch {
+                let o = item.offset();
+                starts.entry(item.partition()).or_insert(o);
+                next.insert(item.partition(), o + 1);
+            }
+            match txn.transact(batch, next).await {
+                Ok(()) => failed_batches = 0,
+                Err(TxnFailure::Stop(e)) => {
+                    let _ = producer.abort_transaction(TXN_TIMEOUT).await;
+                    return Err(e);
+                }
+                Err(TxnFailure::Retry(e)) => {
+                    tracing::warn!(error = %e, "transaction failed; aborting and retrying the batch");
+                    producer.abort_transaction(TXN_TIMEOUT).await?;
+                    for (tp, offset) in &starts {
+                        if let Err(e) =
+                            consumer.seek(tp, rdkafka::Offset::Offset(*offset), TXN_TIMEOUT)
+                        {
+                            // Not ours any more: its new owner reads from the committed offset.
+                            tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, "rewinding after an abort failed");
+                        }
+                    }
+                    tokio::time::sleep(backoff(
+                        self.retry_delay,
+                        self.max_retry_delay,
+                        failed_batches,
+                    ))
+                    .await;
+                    failed_batches += 1;
+                }
+            }
+        }
+        Ok(txn.counts.snapshot())
+    }
+}
+
+/// Why a transaction did not commit.
+enum TxnFailure {
+    /// Abort, read the batch again and retry it.
+    Retry(Error),
+    /// Abort and stop the loop.
+    Stop(Error),
+}
+
+/// The exactly-once loop's working parts.
+struct Txn<'a, T, U, H> {
+    consumer: &'a Consumer<T>,
+    producer: &'a Producer<U>,
+    handler: &'a H,
+    dlq: DeadLetters,
+    counts: Counts,
+    metrics: Mutex<HashMap<String, Arc<LoopMetrics>>>,
+    error_handler: Option<ErrorHandler>,
+    max_retries: u32,
+    retry_delay: Duration,
+    max_retry_delay: Duration,
+    stop: CancellationToken,
+}
+
+impl<T, U, H, Fut> Txn<'_, T, U, H>
+where
+    T: Model + Send + Sync,
+    U: Model + Send + Sync,
+    H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<Vec<U>, HandlerError>> + Send + 'static,
+{
+    fn metrics(&self, topic: &str) -> Arc<LoopMetrics> {
+        self.metrics
+            .lock()
+            .expect("metrics")
+            .entry(topic.to_string())
+            .or_insert_with(|| Arc::new(LoopMetrics::new(topic)))
+            .clone()
+    }
+
+    /// Up to `max` items, within `window`; empty when shutting down.
+    async fn collect(&self, max: usize, window: Duration) -> Result<Vec<Item<T>>> {
+        let deadline = Instant::now() + window;
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let polled = tokio::select! {
+                // Nothing of an unfinished batch is committed: the next run reads it again.
+                _ = self.stop.cancelled() => return Ok(Vec::new()),
+                p = self.consumer.consume_one(left) => p,
+            };
+            match polled {
+                Ok(Consumed::Record(r)) => batch.push(Item::Record(r)),
+                Ok(Consumed::Tombstone(t)) => {
+                    self.counts.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
+                    batch.push(Item::Tombstone(t))
+                }
+                Ok(Consumed::Timeout) => break,
+                Err(Error::Decode { raw, source }) => batch.push(Item::Undecodable(raw, source)),
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(error = %e, "poll failed; retrying");
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// One transaction: every item's outputs, then the input offsets, then the commit.
+    async fn transact(
+        &self,
+        batch: Vec<Item<T>>,
+        next: HashMap<TopicPartition, i64>,
+    ) -> std::result::Result<(), TxnFailure> {
+        let retry = TxnFailure::Retry;
+        self.producer.begin_transaction().await.map_err(retry)?;
+        for item in batch {
+            self.handle(item).await?;
+        }
+        let metadata = self.consumer.group_metadata().ok_or_else(|| {
+            TxnFailure::Stop(Error::config(
+                "group.id",
+                "the consumer is not part of a group",
+            ))
+        })?;
+        let next: Vec<(TopicPartition, i64)> = next.into_iter().collect();
+        self.producer
+            .send_offsets(metadata, &next, TXN_TIMEOUT)
+            .await
+            .map_err(retry)?;
+        self.producer
+            .commit_transaction(TXN_TIMEOUT)
+            .await
+            .map_err(retry)
+    }
+
+    async fn handle(&self, item: Item<T>) -> std::result::Result<(), TxnFailure> {
+        let mut record = match item {
+            Item::Tombstone(_) => return Ok(()),
+            Item::Undecodable(raw, source) => {
+                let failure = Failure {
+                    raw: &raw,
+                    attempts: 0,
+                    retryable: false,
+                    kind: source.kind().as_str(),
+                    message: source.to_string(),
+                };
+                let decision = self
+                    .error_handler
+                    .as_ref()
+                    .map_or(Decision::DeadLetter, |h| h(&failure));
+                return self.settle(decision, &failure).await;
+            }
+            Item::Record(r) => r,
+        };
+        let metrics = self.metrics(&record.topic);
+        let raw = raw_of(&mut record);
+        let schema_id = record.schema_id;
+        let mut next = Some(record);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let r = match next.take() {
+                Some(r) => r,
+                None => redecode(self.consumer, &raw, schema_id).map_err(TxnFailure::Stop)?,
+            };
+            let started = Instant::now();
+            let outcome = (self.handler)(r).await;
+            metrics
+                .handler_seconds
+                .record(started.elapsed().as_secs_f64());
+            let e = match outcome {
+                Ok(outputs) => {
+                    for sent in self.producer.send_many(&outputs).await {
+                        sent.map_err(TxnFailure::Retry)?;
+                    }
+                    metrics.processed.increment(1);
+                    self.counts.processed.fetch_add(1, AtomicOrdering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let failure = Failure {
+                raw: &raw,
+                attempts,
+                retryable: e.retryable,
+                kind: "handler",
+                message: e.to_string(),
+            };
+            let decision = decide(self.error_handler.as_ref(), &failure, self.max_retries);
+            if decision == Decision::Retry {
+                if self.stop.is_cancelled() {
+                    return Err(TxnFailure::Stop(Error::config(
+                        "shutdown",
+                        "stopped while a message waited for a retry; its batch is not committed",
+                    )));
+                }
+                metrics.retried.increment(1);
+                self.counts.retried.fetch_add(1, AtomicOrdering::Relaxed);
+                tokio::time::sleep(backoff(
+                    self.retry_delay,
+                    self.max_retry_delay,
+                    attempts - 1,
+                ))
+                .await;
+                continue;
+            }
+            return self.settle(decision, &failure).await;
+        }
+    }
+
+    /// Carries out a decision other than a retry.
+    async fn settle(
+        &self,
+        decision: Decision,
+        failure: &Failure<'_>,
+    ) -> std::result::Result<(), TxnFailure> {
+        let metrics = self.metrics(&failure.raw.topic);
+        match decision {
+            Decision::Stop => Err(TxnFailure::Stop(Error::config(
+                "handler",
+                format!("stopped by the error handler: {}", failure.message),
+            ))),
+            Decision::Skip | Decision::Retry => {
+                metrics.failed.increment(1);
+                self.counts.failed.fetch_add(1, AtomicOrdering::Relaxed);
+                Ok(())
+            }
+            Decision::DeadLetter => {
+                self.dlq.send(failure).await.map_err(TxnFailure::Retry)?;
+                metrics.dead_lettered.increment(1);
+                metrics.failed.increment(1);
+                self.counts
+                    .dead_lettered
+                    .fetch_add(1, AtomicOrdering::Relaxed);
+                self.counts.failed.fetch_add(1, AtomicOrdering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What happens to a failed handler call: the error handler decides; without one, a retryable
+/// failure is retried up to `max_retries` times and then, like any other, dead-lettered.
+fn decide(handler: Option<&ErrorHandler>, failure: &Failure<'_>, max_retries: u32) -> Decision {
+    match handler {
+        Some(h) => h(failure),
+        None if failure.retryable && failure.attempts <= max_retries => Decision::Retry,
+        None => Decision::DeadLetter,
+    }
+}
+
+/// The delay before retry number `attempt` (from 0): doubling from `first` up to `max`, with
+/// jitter between half and all of it.
+fn backoff(first: Duration, max: Duration, attempt: u32) -> Duration {
+    let base = first.saturating_mul(1u32 << attempt.min(16)).min(max);
+    let jitter: f64 = rand::random::<f64>() * 0.5 + 0.5;
+    base.mul_f64(jitter)
+}
+
+/// A record decoded again from the bytes kept for a retry.
+fn redecode<T: Model>(
+    consumer: &Consumer<T>,
+    raw: &RawMessage,
+    schema_id: u32,
+) -> Result<Record<T>> {
+    let payload = raw
+        .payload
+        .as_deref()
+        .ok_or_else(|| Error::Deserialization {
+            message: "the record kept no payload".into(),
+        })?;
+    Ok(Record {
+        value: consumer.codec().decode_prepared(payload)?,
+        key: raw.key.clone(),
+        headers: raw.headers.clone(),
+        topic: raw.topic.clone(),
+        partition: raw.partition,
+        offset: raw.offset,
+        timestamp: raw.timestamp,
+        schema_id,
+        payload: None,
+    })
 }
 
 /// One unit of work.
@@ -674,19 +1536,6 @@ struct Queued<T> {
     epoch: u64,
 }
 
-/// After a lane's item finished or was dropped: back in line if it has more, else forgotten.
-fn requeue<T>(
-    lanes: &mut HashMap<Lane, VecDeque<Queued<T>>>,
-    ready: &mut VecDeque<Lane>,
-    lane: Lane,
-) {
-    if lanes.get(&lane).is_some_and(|q| !q.is_empty()) {
-        ready.push_back(lane);
-    } else {
-        lanes.remove(&lane);
-    }
-}
-
 /// A partition's unfinished offsets and the next offset to commit once they are done.
 #[derive(Default)]
 struct Watermark {
@@ -703,7 +1552,9 @@ struct Watermark {
 struct Shared {
     in_flight: Mutex<HashMap<TopicPartition, usize>>,
     idle: Condvar,
-    stats: Mutex<LoopStats>,
+    /// How many revocations wait on `idle`.
+    drain_waiters: AtomicUsize,
+    stats: Counts,
     /// Per partition: unfinished offsets, and how often it was revoked (its epoch).
     marks: Mutex<HashMap<TopicPartition, Watermark>>,
 }
@@ -713,7 +1564,10 @@ impl Shared {
     /// partition's epoch.
     fn received(&self, tp: &TopicPartition, offset: i64) -> u64 {
         let mut marks = self.marks.lock().expect("lock");
-        let mark = marks.entry(tp.clone()).or_default();
+        if !marks.contains_key(tp) {
+            marks.insert(tp.clone(), Watermark::default());
+        }
+        let mark = marks.get_mut(tp).expect("just inserted");
         mark.pending.insert(offset);
         mark.epoch
     }
@@ -767,12 +1621,13 @@ impl Shared {
     }
 
     fn started(&self, tp: &TopicPartition) {
-        *self
-            .in_flight
-            .lock()
-            .expect("lock")
-            .entry(tp.clone())
-            .or_default() += 1;
+        let mut m = self.in_flight.lock().expect("lock");
+        match m.get_mut(tp) {
+            Some(n) => *n += 1,
+            None => {
+                m.insert(tp.clone(), 1);
+            }
+        }
     }
 
     fn finished(&self, tp: &TopicPartition) {
@@ -780,13 +1635,29 @@ impl Shared {
         if let Some(n) = m.get_mut(tp) {
             *n = n.saturating_sub(1);
         }
-        self.idle.notify_all();
+        // Waking costs a system call per message; only a revocation ever waits.
+        if self.drain_waiters.load(AtomicOrdering::Acquire) > 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    fn any_in_flight(&self) -> bool {
+        self.in_flight
+            .lock()
+            .expect("lock")
+            .values()
+            .any(|n| *n > 0)
     }
 
     /// Waits until none of `partitions` has a message in flight, up to `grace`.
     fn wait_idle(&self, partitions: &[TopicPartition], grace: Duration) {
         let deadline = Instant::now() + grace;
         let mut m = self.in_flight.lock().expect("lock");
+        // Registered under the lock, so a `finished` that follows sees it and wakes us.
+        self.drain_waiters.fetch_add(1, AtomicOrdering::AcqRel);
+        let _registered = DropGuard(|| {
+            self.drain_waiters.fetch_sub(1, AtomicOrdering::AcqRel);
+        });
         while partitions
             .iter()
             .any(|p| m.get(p).copied().unwrap_or(0) > 0)
@@ -811,45 +1682,48 @@ struct TaskCtx<T, H> {
     max_retry_delay: Duration,
     semantics: Semantics,
     error_handler: Option<ErrorHandler>,
+    gate: Gate,
+    /// Running or unacknowledged handler calls.
+    permits: Arc<tokio::sync::Semaphore>,
     stop: CancellationToken,
 }
 
 impl<T, H, Fut> TaskCtx<T, H>
 where
-    T: Model + Send + Sync,
-    H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+    T: Model + Send + Sync + 'static,
+    H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
 {
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .retry_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_retry_delay);
-        // Full jitter on the upper half: between base/2 and base.
-        let jitter: f64 = rand::random::<f64>() * 0.5 + 0.5;
-        base.mul_f64(jitter)
+        backoff(self.retry_delay, self.max_retry_delay, attempt)
     }
 
-    /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop.
-    async fn process(&self, item: Item<T>, tp: &TopicPartition, epoch: u64) -> Result<()> {
-        let (topic, partition, offset) = match &item {
-            Item::Record(r) => (r.topic.clone(), r.partition, r.offset),
-            Item::Tombstone(t) => (t.topic.clone(), t.partition, t.offset),
-            Item::Undecodable(raw, _) => (raw.topic.clone(), raw.partition, raw.offset),
-        };
+    /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop. A
+    /// message whose retry is cut short by shutdown is left unfinished (not committed), so the
+    /// next run handles it again.
+    async fn process(
+        &self,
+        item: Item<T>,
+        tp: &TopicPartition,
+        epoch: u64,
+        metrics: &LoopMetrics,
+    ) -> Result<()> {
+        let offset = item.offset();
         // Storing fails only for a partition this member no longer holds (its revocation timed
         // out): the new owner re-delivers the message, which at-least-once allows; not a reason
         // to stop the loop.
         let done = |this: &Self| {
             if let Some(upto) = this.state.complete(tp, epoch, offset) {
-                if let Err(e) = this.consumer.store_offset(&topic, partition, upto) {
-                    tracing::warn!(error = %e, topic, partition, offset = upto, "storing a finished offset failed");
+                if let Err(e) = this.consumer.store_offset(&tp.topic, tp.partition, upto) {
+                    tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
                 }
             }
-            Ok::<(), Error>(())
         };
-        match item {
-            Item::Tombstone(_) => done(self),
+        let record = match item {
+            Item::Tombstone(_) => {
+                done(self);
+                return Ok(());
+            }
             Item::Undecodable(raw, source) => {
                 let failure = Failure {
                     raw: &raw,
@@ -858,82 +1732,154 @@ where
                     kind: source.kind().as_str(),
                     message: source.to_string(),
                 };
-                self.fail(&failure).await?;
-                done(self)
+                self.fail(&failure, metrics).await?;
+                done(self);
+                return Ok(());
             }
-            Item::Record(record) => {
-                if self.semantics == Semantics::AtMostOnce {
-                    done(self)?;
-                    self.consumer.commit_stored()?;
+            Item::Record(record) => record,
+        };
+        if self.semantics == Semantics::AtMostOnce {
+            done(self);
+            self.consumer.commit_stored()?;
+        }
+        // What the dead-letter topic needs, kept before the record moves into the handler
+        // (the payload moves, it is not copied again).
+        let mut record = record;
+        let raw = raw_of(&mut record);
+        let schema_id = record.schema_id;
+        let mut attempts = 0u32;
+        let mut handled = false;
+        let mut record = Some(record);
+        loop {
+            attempts += 1;
+            let r = match record.take() {
+                Some(r) => r,
+                // A retry decodes the kept bytes again, so models need not be Clone.
+                None => redecode(&self.consumer, &raw, schema_id)?,
+            };
+            let Some(probe) = self.gate.pass(&self.stop).await else {
+                // Shut down while waiting for the rate limit or an open circuit: unfinished.
+                return Ok(());
+            };
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("never closed");
+            let ack = self.ack(tp, epoch, offset, permit);
+            let valid = ack.valid.clone();
+            let started = Instant::now();
+            let outcome = (self.handler)(r, ack).await;
+            if outcome.is_err() {
+                // That attempt's acknowledgement no longer counts.
+                valid.store(false, AtomicOrdering::Release);
+            }
+            metrics
+                .handler_seconds
+                .record(started.elapsed().as_secs_f64());
+            let ok = outcome.as_ref().map_or_else(|e| !e.retryable, |_| true);
+            self.gate.record(ok, probe, &tp.topic);
+            let e = match outcome {
+                Ok(()) => {
+                    handled = true;
+                    metrics.processed.increment(1);
+                    self.state
+                        .stats
+                        .processed
+                        .fetch_add(1, AtomicOrdering::Relaxed);
+                    break;
                 }
-                let raw = raw_of(&record);
-                let mut attempts = 0u32;
-                let mut record = Some(record);
-                loop {
-                    attempts += 1;
-                    let r = record.take().expect("a record per attempt");
-                    // A retry decodes the kept bytes again, so models need not be Clone.
-                    let again = self.consumer.redecode(&r);
-                    let started = Instant::now();
-                    let outcome = (self.handler)(r).await;
-                    metrics::histogram!("flowodm_loop_handler_seconds", "topic" => topic.clone())
-                        .record(started.elapsed().as_secs_f64());
-                    match outcome {
-                        Ok(()) => {
-                            metrics::counter!("flowodm_loop_processed_total", "topic" => topic.clone()).increment(1);
-                            self.state.stats.lock().expect("stats").processed += 1;
-                            break;
-                        }
-                        Err(e) => {
-                            let failure = Failure {
-                                raw: &raw,
-                                attempts,
-                                retryable: e.retryable,
-                                kind: "handler",
-                                message: e.to_string(),
-                            };
-                            let decision = match &self.error_handler {
-                                Some(h) => h(&failure),
-                                None if e.retryable && attempts <= self.max_retries => {
-                                    Decision::Retry
-                                }
-                                None => Decision::DeadLetter,
-                            };
-                            if decision == Decision::Retry && !self.stop.is_cancelled() {
-                                metrics::counter!("flowodm_loop_retried_total", "topic" => topic.clone()).increment(1);
-                                self.state.stats.lock().expect("stats").retried += 1;
-                                tokio::time::sleep(self.backoff(attempts - 1)).await;
-                                record = Some(again?);
-                                continue;
-                            }
-                            match decision {
-                                Decision::Stop => {
-                                    self.stop.cancel();
-                                    return Err(Error::config(
-                                        "handler",
-                                        format!("stopped by the error handler: {e}"),
-                                    ));
-                                }
-                                Decision::Skip => {
-                                    metrics::counter!("flowodm_loop_failed_total", "topic" => topic.clone()).increment(1);
-                                    self.state.stats.lock().expect("stats").failed += 1;
-                                }
-                                _ => self.dead_letter(&failure).await?,
-                            }
-                            break;
-                        }
+                Err(e) => e,
+            };
+            let failure = Failure {
+                raw: &raw,
+                attempts,
+                retryable: e.retryable,
+                kind: "handler",
+                message: e.to_string(),
+            };
+            let decision = decide(self.error_handler.as_ref(), &failure, self.max_retries);
+            match decision {
+                Decision::Retry if self.stop.is_cancelled() => {
+                    tracing::info!(
+                        topic = tp.topic,
+                        partition = tp.partition,
+                        offset,
+                        "shutting down: a message waiting for a retry is left uncommitted"
+                    );
+                    return Ok(());
+                }
+                Decision::Retry => {
+                    metrics.retried.increment(1);
+                    self.state
+                        .stats
+                        .retried
+                        .fetch_add(1, AtomicOrdering::Relaxed);
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.backoff(attempts - 1)) => {}
+                        // Shutdown does not wait out a backoff; the message stays uncommitted.
+                        _ = self.stop.cancelled() => return Ok(()),
+                    }
+                    continue;
+                }
+                Decision::Stop => {
+                    self.stop.cancel();
+                    return Err(Error::config(
+                        "handler",
+                        format!("stopped by the error handler: {e}"),
+                    ));
+                }
+                Decision::Skip => {
+                    metrics.failed.increment(1);
+                    self.state
+                        .stats
+                        .failed
+                        .fetch_add(1, AtomicOrdering::Relaxed);
+                }
+                _ => self.dead_letter(&failure, metrics).await?,
+            }
+            break;
+        }
+        // A handled message is finished by its Ack; a failed one (dead-lettered or skipped)
+        // here.
+        if self.semantics == Semantics::AtLeastOnce && !handled {
+            done(self);
+        }
+        Ok(())
+    }
+
+    /// The acknowledgement of one handler call on the message at `offset`.
+    fn ack(
+        &self,
+        tp: &TopicPartition,
+        epoch: u64,
+        offset: i64,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Ack
+    where
+        T: 'static,
+    {
+        let state = self.state.clone();
+        let consumer = self.consumer.clone();
+        let tp = tp.clone();
+        let commit = self.semantics == Semantics::AtLeastOnce;
+        state.started(&tp);
+        Ack::new(Box::new(move |done: bool| {
+            if done && commit {
+                if let Some(upto) = state.complete(&tp, epoch, offset) {
+                    if let Err(e) = consumer.store_offset(&tp.topic, tp.partition, upto) {
+                        tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
                     }
                 }
-                if self.semantics == Semantics::AtLeastOnce {
-                    done(self)?;
-                }
-                Ok(())
             }
-        }
+            state.finished(&tp);
+            drop(permit);
+        }))
     }
 
     /// A message that failed without running the handler: the error handler decides, else DLQ.
-    async fn fail(&self, failure: &Failure<'_>) -> Result<()> {
+    async fn fail(&self, failure: &Failure<'_>, metrics: &LoopMetrics) -> Result<()> {
         let decision = match &self.error_handler {
             Some(h) => h(failure),
             None => Decision::DeadLetter,
@@ -947,14 +1893,18 @@ where
                 ))
             }
             Decision::Skip | Decision::Retry => {
-                self.state.stats.lock().expect("stats").failed += 1;
+                metrics.failed.increment(1);
+                self.state
+                    .stats
+                    .failed
+                    .fetch_add(1, AtomicOrdering::Relaxed);
                 Ok(())
             }
-            Decision::DeadLetter => self.dead_letter(failure).await,
+            Decision::DeadLetter => self.dead_letter(failure, metrics).await,
         }
     }
 
-    async fn dead_letter(&self, failure: &Failure<'_>) -> Result<()> {
+    async fn dead_letter(&self, failure: &Failure<'_>, metrics: &LoopMetrics) -> Result<()> {
         let mut attempt = 0;
         loop {
             match self.dlq.send(failure).await {
@@ -967,24 +1917,22 @@ where
                 Err(e) => return Err(e),
             }
         }
-        metrics::counter!("flowodm_loop_dead_lettered_total", "topic" => failure.raw.topic.clone())
-            .increment(1);
-        metrics::counter!("flowodm_loop_failed_total", "topic" => failure.raw.topic.clone())
-            .increment(1);
-        let mut s = self.state.stats.lock().expect("stats");
-        s.dead_lettered += 1;
-        s.failed += 1;
+        metrics.dead_lettered.increment(1);
+        metrics.failed.increment(1);
+        let s = &self.state.stats;
+        s.dead_lettered.fetch_add(1, AtomicOrdering::Relaxed);
+        s.failed.fetch_add(1, AtomicOrdering::Relaxed);
         Ok(())
     }
 }
 
-fn raw_of<T>(r: &Record<T>) -> RawMessage {
+fn raw_of<T>(r: &mut Record<T>) -> RawMessage {
     RawMessage::new(
         r.topic.clone(),
         r.partition,
         r.offset,
         r.key.clone(),
-        r.payload.clone(),
+        r.payload.take(),
         r.headers.clone(),
         r.timestamp,
     )
@@ -1121,6 +2069,60 @@ mod tests {
             topic: "t".into(),
             partition: p,
         }
+    }
+
+    fn queued(p: i32, offset: i64) -> Queued<()> {
+        Queued {
+            item: Item::Tombstone(crate::consumer::Tombstone {
+                key: None,
+                topic: "t".into(),
+                partition: p,
+                offset,
+                timestamp: None,
+            }),
+            tp: tp(p),
+            epoch: 0,
+        }
+    }
+
+    #[test]
+    fn workers_are_capped_and_a_busy_lane_lets_waiting_lanes_take_turns() {
+        let d = Dispatch::<()>::new(10_000, 10, 1);
+        let (a, b) = (
+            Lane {
+                tp: tp(0),
+                key: None,
+            },
+            Lane {
+                tp: tp(1),
+                key: None,
+            },
+        );
+        assert!(d.push(&a, queued(0, 0)), "the first lane gets a worker");
+        for o in 1..200 {
+            assert!(!d.push(&a, queued(0, o)));
+        }
+        assert!(
+            !d.push(&b, queued(1, 0)),
+            "one worker at most: lane b waits"
+        );
+        let (mut lane, mut turn) = (a.clone(), 0);
+        let mut order = Vec::new();
+        while let Some(q) = d.pop(&mut lane, &mut turn) {
+            order.push((q.tp.partition, q.item.offset()));
+        }
+        // Lane a's first turn, then b, then the rest of a, each lane in offset order.
+        assert_eq!(order.len(), 201);
+        assert_eq!(order[LANE_TURN], (1, 0));
+        let a_offsets: Vec<i64> = order
+            .iter()
+            .filter(|(p, _)| *p == 0)
+            .map(|(_, o)| *o)
+            .collect();
+        assert_eq!(a_offsets, (0..200).collect::<Vec<_>>());
+        assert_eq!(d.buffered.load(AtomicOrdering::Relaxed), 0);
+        // The worker ended; the next item starts a new one.
+        assert!(d.push(&b, queued(1, 1)));
     }
 
     #[test]

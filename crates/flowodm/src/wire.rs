@@ -13,7 +13,7 @@
 //! work without coordinating producers and consumers.
 //!
 //! Parsing is strict: a payload that does not start with the magic byte, or is shorter than the
-//! 5-byte header, is an [`Error::Framing`](crate::Error::Framing), never a guess.
+//! 5-byte header, is an [`Error::Framing`], never a guess.
 
 use crate::error::{Error, FramingError, Result};
 

@@ -89,3 +89,34 @@ async fn group_lag_counts_what_is_not_yet_committed() {
         .iter()
         .any(|g| g.name == group));
 }
+
+#[tokio::test]
+async fn topic_offsets_and_an_admin_without_a_registry() {
+    // No registry needed for administration.
+    let admin = flowodm::admin::Admin::new(KafkaConfig::new(bootstrap_servers())).unwrap();
+    let topic = unique_name("admin-offsets");
+    admin
+        .create_topic(&TopicSpec::new(&topic, 2), T)
+        .await
+        .unwrap();
+    let empty = admin.topic_offsets(&topic, T).await.unwrap();
+    assert_eq!(
+        empty
+            .iter()
+            .map(|p| (p.partition, p.start, p.end))
+            .collect::<Vec<_>>(),
+        [(0, 0, 0), (1, 0, 0)]
+    );
+    let producer = client().producer::<Tick>().topic(&topic).build().unwrap();
+    let values: Vec<Tick> = (0..5).map(|n| Tick { n }).collect();
+    for r in producer.send_many(&values).await {
+        r.unwrap();
+    }
+    let offsets = admin.topic_offsets(&topic, T).await.unwrap();
+    assert_eq!(offsets.iter().map(|p| p.end - p.start).sum::<i64>(), 5);
+    let err = admin
+        .topic_offsets(&unique_name("admin-none"), T)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Kafka(_)), "{err:?}");
+}

@@ -463,3 +463,398 @@ async fn on_shutdown_runs_even_when_startup_fails() {
     assert!(matches!(err, Error::Configuration { ref key, .. } if key == "db"));
     assert!(ran.load(Ordering::Relaxed));
 }
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[flowodm(
+    topic = "runner-eos-out",
+    key = "key",
+    namespace = "dev.flowodm.runner"
+)]
+struct Receipt {
+    key: String,
+    seq: i64,
+}
+
+/// Every receipt a `read_committed` reader sees on `topic`.
+async fn committed_receipts(topic: &str) -> Vec<i64> {
+    let consumer = client()
+        .consumer::<Receipt>()
+        .topics([topic])
+        .group(unique_name("eos-reader"))
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .build()
+        .unwrap();
+    let mut seqs = Vec::new();
+    loop {
+        match consumer.consume_one(Duration::from_secs(5)).await.unwrap() {
+            flowodm::consumer::Consumed::Record(r) => seqs.push(r.value.seq),
+            flowodm::consumer::Consumed::Timeout => return seqs,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_loop_publishes_each_input_once_across_an_abort_and_a_restart() {
+    let input = new_topic("runner-eos-in", 3).await;
+    let output = new_topic("runner-eos-out", 3).await;
+    let total: i64 = 300;
+    produce(&input, total).await;
+    let group = unique_name("runner-eos-g");
+    let txn_id = unique_name("runner-eos-txn");
+    let eos_loop = || {
+        ConsumerLoop::<Job>::builder(&client())
+            .group(&group)
+            .consumer(|c| c.topics([&input]).set("auto.offset.reset", "earliest"))
+            .max_retries(2)
+            .retry_delay(Duration::from_millis(10))
+            .poll_timeout(Duration::from_millis(200))
+    };
+    let producer = || {
+        client()
+            .producer::<Receipt>()
+            .topic(&output)
+            .transactional(&txn_id)
+            .build()
+            .unwrap()
+    };
+
+    // First run: one message fails once (retried inside its transaction); a later one makes
+    // the error handler stop the loop, so its transaction is aborted with outputs already sent.
+    let flaky_done = Arc::new(AtomicBool::new(false));
+    let first = eos_loop()
+        .error_handler(|f| {
+            if f.message.contains("boom") {
+                flowodm::runner::Decision::Stop
+            } else if f.attempts <= 2 {
+                flowodm::runner::Decision::Retry
+            } else {
+                flowodm::runner::Decision::DeadLetter
+            }
+        })
+        .run_exactly_once(
+            producer(),
+            move |r| {
+                let flaky_done = flaky_done.clone();
+                async move {
+                    let job = r.value;
+                    if job.seq == 77 && !flaky_done.swap(true, Ordering::SeqCst) {
+                        return Err(HandlerError::retryable(std::io::Error::other("flaky")));
+                    }
+                    if job.seq == 200 {
+                        return Err(HandlerError::fatal(std::io::Error::other("boom")));
+                    }
+                    Ok(vec![Receipt {
+                        key: job.key,
+                        seq: job.seq,
+                    }])
+                }
+            },
+            CancellationToken::new(),
+        );
+    let err = tokio::time::timeout(Duration::from_secs(120), first)
+        .await
+        .expect("the first run stops")
+        .expect_err("the error handler stopped it");
+    assert!(err.to_string().contains("boom"), "{err}");
+
+    // Second run: same group and transactional id; it resumes after the last committed batch.
+    let token = CancellationToken::new();
+    let (g, t, stopper) = (group.clone(), input.clone(), token.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let c = committed(&g, &t).await;
+            if c.values().map(|o| o.unwrap_or(0)).sum::<i64>() == total {
+                stopper.cancel();
+                return;
+            }
+        }
+    });
+    let second = eos_loop().run_exactly_once(
+        producer(),
+        |r| async move {
+            Ok::<_, HandlerError>(vec![Receipt {
+                key: r.value.key,
+                seq: r.value.seq,
+            }])
+        },
+        token,
+    );
+    tokio::time::timeout(Duration::from_secs(120), second)
+        .await
+        .expect("the second run finishes")
+        .unwrap();
+
+    let mut seqs = committed_receipts(&output).await;
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (0..total).collect::<Vec<_>>(),
+        "each input published exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_breaker_pauses_calls_while_a_dependency_is_down_and_loses_nothing() {
+    let topic = new_topic("runner-breaker", 1).await;
+    let total = 20;
+    produce(&topic, total).await;
+    // The dependency fails the first 6 calls; the circuit opens after 3 failures in a row.
+    let calls: Arc<Mutex<Vec<(std::time::Instant, bool)>>> = Arc::default();
+    let handled: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
+    let token = CancellationToken::new();
+    let (c, h, t) = (calls.clone(), handled.clone(), token.clone());
+    let cooldown = Duration::from_millis(700);
+    let stats = ConsumerLoop::<Job>::builder(&client())
+        .group(unique_name("runner-breaker-g"))
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .max_retries(u32::MAX)
+        .retry_delay(Duration::from_millis(5))
+        .circuit_breaker(3, cooldown)
+        .run(
+            move |r| {
+                let (c, h, t) = (c.clone(), h.clone(), t.clone());
+                async move {
+                    let mut calls = c.lock().unwrap();
+                    let ok = calls.len() >= 6;
+                    calls.push((std::time::Instant::now(), ok));
+                    if !ok {
+                        return Err(HandlerError::retryable(std::io::Error::other("db down")));
+                    }
+                    let mut done = h.lock().unwrap();
+                    done.insert(r.value.seq);
+                    if done.len() == total as usize {
+                        t.cancel();
+                    }
+                    Ok(())
+                }
+            },
+            token.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats.processed, total as u64);
+    assert_eq!(stats.dead_lettered, 0, "an outage dead-letters nothing");
+    assert_eq!(handled.lock().unwrap().len(), total as usize);
+    let calls = calls.lock().unwrap().clone();
+    // Calls 1-3 fail quickly; then the circuit is open for the cooldown before the probe
+    // (call 4) fails and reopens it, and again before call 5.
+    for i in [3, 4] {
+        let gap = calls[i].0 - calls[i - 1].0;
+        assert!(
+            gap >= cooldown.mul_f64(0.9),
+            "call {} came {gap:?} after a failure that opened the circuit",
+            i + 1
+        );
+    }
+    let quick = calls[1].0 - calls[0].0;
+    assert!(
+        quick < cooldown / 2,
+        "before the circuit opens retries are quick ({quick:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_spaces_handler_calls() {
+    let topic = new_topic("runner-rate", 3).await;
+    let total = 30;
+    produce(&topic, total).await;
+    let times: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let token = CancellationToken::new();
+    let (tm, t) = (times.clone(), token.clone());
+    ConsumerLoop::<Job>::builder(&client())
+        .group(unique_name("runner-rate-g"))
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .order_by(OrderBy::Key)
+        .max_concurrent(10)
+        .rate_limit(50)
+        .run(
+            move |_| {
+                let (tm, t) = (tm.clone(), t.clone());
+                async move {
+                    let mut times = tm.lock().unwrap();
+                    times.push(std::time::Instant::now());
+                    if times.len() == total as usize {
+                        t.cancel();
+                    }
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            token.clone(),
+        )
+        .await
+        .unwrap();
+    let mut times = times.lock().unwrap().clone();
+    times.sort();
+    // 30 calls at 50 a second take at least 29 intervals of 20 ms, whatever the concurrency.
+    let span = *times.last().unwrap() - times[0];
+    assert!(
+        span >= Duration::from_millis(29 * 20 - 10),
+        "30 calls in {span:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_later_by_a_batching_writer_order_and_watermark_hold() {
+    use flowodm::runner::Ack;
+    let topic = new_topic("runner-ack", 3).await;
+    let total: i64 = 600;
+    let producer = client().producer::<Job>().topic(&topic).build().unwrap();
+    let jobs: Vec<Job> = (0..total)
+        .map(|seq| Job {
+            key: format!("customer-{}", seq % 40),
+            seq,
+        })
+        .collect();
+    for r in producer.send_many(&jobs).await {
+        r.unwrap();
+    }
+    let group = unique_name("runner-ack-g");
+    let max_concurrent = 64;
+    // Handed over but not yet acknowledged, per partition; and the peak of those plus running.
+    let unacked: Arc<Mutex<HashMap<i32, BTreeSet<i64>>>> = Arc::default();
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let written: Arc<Mutex<HashMap<String, Vec<i64>>>> = Arc::default();
+    let violations = Arc::new(AtomicUsize::new(0));
+    let token = CancellationToken::new();
+
+    // The writer: batches of up to 50, "durable" after 5 ms, then acknowledged in order.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Job, i32, i64, Ack)>(1000);
+    let (w, u, o, t, v) = (
+        written.clone(),
+        unacked.clone(),
+        outstanding.clone(),
+        token.clone(),
+        violations.clone(),
+    );
+    let (g, tp) = (group.clone(), topic.clone());
+    let writer = tokio::spawn(async move {
+        let mut batch = Vec::new();
+        let mut acked = 0;
+        while rx.recv_many(&mut batch, 50).await > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            // Before acknowledging: nothing committed may pass an unacknowledged message.
+            let c = committed(&g, &tp).await;
+            for (p, offsets) in u.lock().unwrap().iter() {
+                if let (Some(Some(c)), Some(low)) = (c.get(p), offsets.first()) {
+                    if c > low {
+                        v.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            for (job, partition, offset, ack) in batch.drain(..) {
+                w.lock().unwrap().entry(job.key).or_default().push(job.seq);
+                u.lock()
+                    .unwrap()
+                    .get_mut(&partition)
+                    .unwrap()
+                    .remove(&offset);
+                o.fetch_sub(1, Ordering::SeqCst);
+                ack.done();
+                acked += 1;
+            }
+            if acked == total {
+                t.cancel();
+            }
+        }
+    });
+    let (u, o, pk) = (unacked.clone(), outstanding.clone(), peak.clone());
+    let stats = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .order_by(OrderBy::Key)
+        .max_concurrent(max_concurrent)
+        .commit_interval(Duration::from_millis(20))
+        .run_with_ack(
+            move |record, ack| {
+                let (tx, u, o, pk) = (tx.clone(), u.clone(), o.clone(), pk.clone());
+                async move {
+                    let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                    pk.fetch_max(now, Ordering::SeqCst);
+                    u.lock()
+                        .unwrap()
+                        .entry(record.partition)
+                        .or_default()
+                        .insert(record.offset);
+                    tx.send((record.value, record.partition, record.offset, ack))
+                        .await
+                        .map_err(HandlerError::fatal)?;
+                    Ok(())
+                }
+            },
+            token.clone(),
+        );
+    let stats = tokio::time::timeout(Duration::from_secs(120), stats)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+    writer.abort();
+    assert_eq!(stats.processed, total as u64);
+    let written = written.lock().unwrap().clone();
+    assert_eq!(written.len(), 40);
+    for (key, seqs) in &written {
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs, &sorted, "{key} written out of order");
+        assert_eq!(seqs.len(), 15, "{key} written a wrong number of times");
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        peak > 40 / 3 && peak <= max_concurrent,
+        "{peak} unacknowledged at most (keys may run ahead of their writes; the cap is {max_concurrent})"
+    );
+    assert_eq!(
+        violations.load(Ordering::Relaxed),
+        0,
+        "a commit passed an unacknowledged message"
+    );
+    let c = committed(&group, &topic).await;
+    assert_eq!(c.values().map(|o| o.unwrap_or(0)).sum::<i64>(), total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_ack_leaves_its_message_uncommitted_for_the_next_run() {
+    let topic = new_topic("runner-ack-drop", 1).await;
+    produce(&topic, 20).await;
+    let group = unique_name("runner-ack-drop-g");
+    let run = |drop_seq: Option<i64>| {
+        let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let token = CancellationToken::new();
+        let (s, t) = (seen.clone(), token.clone());
+        let fut = ConsumerLoop::<Job>::builder(&client())
+            .group(&group)
+            .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+            .run_with_ack(
+                move |record, ack| {
+                    let (s, t) = (s.clone(), t.clone());
+                    async move {
+                        let mut seen = s.lock().unwrap();
+                        seen.push(record.value.seq);
+                        if Some(record.value.seq) != drop_seq {
+                            ack.done();
+                        }
+                        if record.value.seq == 19 {
+                            t.cancel();
+                        }
+                        Ok::<(), HandlerError>(())
+                    }
+                },
+                token,
+            );
+        async move {
+            tokio::time::timeout(Duration::from_secs(60), fut)
+                .await
+                .unwrap()
+                .unwrap();
+            seen.lock().unwrap().clone()
+        }
+    };
+    assert_eq!(run(Some(12)).await, (0..20).collect::<Vec<_>>());
+    assert_eq!(committed(&group, &topic).await[&0], Some(12));
+    // The next run starts again at the unacknowledged message.
+    assert_eq!(run(None).await, (12..20).collect::<Vec<_>>());
+    assert_eq!(committed(&group, &topic).await[&0], Some(20));
+}

@@ -4,8 +4,11 @@
 //! - produce: flowodm encodes each `OrderEvent` and sends it with a delivery callback; raw
 //!   rdkafka sends the same events pre-encoded (so its figure excludes encoding). Both flush at
 //!   the end; throughput counts acknowledged messages.
-//! - consume: flowodm's blocking consumer decodes every message into an `OrderEvent`; raw rdkafka
-//!   polls the same messages and only touches the payload bytes.
+//! - consume: each reader takes the same messages with its own group: raw rdkafka touching only
+//!   the payload bytes (the floor), raw rdkafka decoding into apache-avro's generic `Value` (what
+//!   a hand-written consumer does), flowodm's blocking and async consumers decoding into
+//!   `OrderEvent`, and flowodm's consumer loop with a no-op handler, ordered by partition and by
+//!   key.
 //!
 //! Needs the stack (`eval "$(dev/stack up)"`). Run:
 //! `cargo bench -p food-pipeline --bench clients` (`BENCH_MESSAGES`, default 1000000;
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 use flowodm::codec::Codec;
 use flowodm::consumer::Consumed;
 use flowodm::registry::SchemaRegistryClient;
+use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError, OrderBy};
 use flowodm::{Client, KafkaConfig, Model};
 use food_pipeline::events::{Address, OrderEvent, OrderItem, PaymentMethod};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -96,6 +100,9 @@ fn main() {
     // Pre-encoded payloads and keys for the raw side.
     let codec = Codec::<OrderEvent>::new(registry.clone()).unwrap();
     let schema_id = rt.block_on(codec.schema_id()).unwrap();
+    let avro_schema =
+        apache_avro::Schema::parse_str(&rt.block_on(registry.schema_by_id(schema_id)).unwrap())
+            .unwrap();
     let encoded: Vec<(Vec<u8>, Vec<u8>)> = pool
         .iter()
         .map(|e| {
@@ -109,7 +116,8 @@ fn main() {
         encoded.iter().map(|(_, p)| p.len()).sum::<usize>() / encoded.len()
     );
 
-    let (mut raw_p, mut odm_p, mut raw_c, mut odm_c) = (vec![], vec![], vec![], vec![]);
+    let (mut raw_p, mut odm_p) = (vec![], vec![]);
+    let mut consume: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for round in 0..rounds {
         let topic = format!("bench-clients-{}-{round}", std::process::id());
         rt.block_on(admin.create_topic(
@@ -181,30 +189,46 @@ fn main() {
         }
 
         // The topic now holds 2n messages; each side reads the first n from the beginning.
-        let raw_consume = || {
+        // Each consumer reads the first `n` messages with its own group, from the beginning;
+        // the clock starts at its first message (joining the group is not measured).
+        let raw_consume = |decode: bool| {
             let consumer: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-                .set("group.id", format!("{topic}-raw"))
+                .set("group.id", format!("{topic}-raw-{decode}"))
                 .set("auto.offset.reset", "earliest")
                 .set("enable.auto.commit", "false")
+                .set("fetch.queue.backoff.ms", "20")
                 .create()
                 .unwrap();
             consumer.subscribe(&[&topic]).unwrap();
-            // Wait for the assignment before timing.
+            let reader = apache_avro::reader::datum::GenericDatumReader::builder(&avro_schema)
+                .build()
+                .unwrap();
+            let touch = |payload: &[u8]| -> usize {
+                if decode {
+                    // What a hand-written consumer does with the usual crate: skip the 5-byte
+                    // frame, decode into apache-avro's generic Value.
+                    let mut datum = &payload[5..];
+                    let v = reader.read_value(&mut datum).unwrap();
+                    matches!(v, apache_avro::types::Value::Record(_)) as usize
+                } else {
+                    payload.len()
+                }
+            };
             let first = loop {
                 if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-                    break m.unwrap().payload().map_or(0, <[u8]>::len);
+                    break touch(m.unwrap().payload().unwrap());
                 }
             };
             let start = Instant::now();
-            let (mut count, mut bytes) = (1usize, first);
+            let (mut count, mut acc) = (1usize, first);
             while count < n {
                 if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-                    bytes += m.unwrap().payload().map_or(0, <[u8]>::len);
+                    acc += touch(m.unwrap().payload().unwrap());
                     count += 1;
                 }
             }
-            assert!(bytes > 0);
+            assert!(acc > 0);
             (n - 1) as f64 / start.elapsed().as_secs_f64()
         };
         let odm_consume = || {
@@ -236,27 +260,123 @@ fn main() {
             assert!(total > 0.0);
             (n - 1) as f64 / start.elapsed().as_secs_f64()
         };
+        let odm_async_consume = || {
+            rt.block_on(async {
+                let consumer = client
+                    .consumer::<OrderEvent>()
+                    .topics([&topic])
+                    .group(format!("{topic}-odm-async"))
+                    .profile(flowodm::profiles::Profile::Batch)
+                    .build()
+                    .unwrap();
+                let first = loop {
+                    if let Consumed::Record(r) = consumer
+                        .consume_one(Duration::from_millis(100))
+                        .await
+                        .unwrap()
+                    {
+                        break r;
+                    }
+                };
+                let start = Instant::now();
+                let mut count = 1usize;
+                let mut total = first.value.payload.total_amount.unwrap_or(0.0);
+                while count < n {
+                    if let Consumed::Record(r) = consumer
+                        .consume_one(Duration::from_millis(100))
+                        .await
+                        .unwrap()
+                    {
+                        total += r.value.payload.total_amount.unwrap_or(0.0);
+                        count += 1;
+                    }
+                }
+                assert!(total > 0.0);
+                (n - 1) as f64 / start.elapsed().as_secs_f64()
+            })
+        };
+        let odm_loop = |order_by: OrderBy| {
+            let count = Arc::new(AtomicU64::new(0));
+            let first: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+            let last: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+            let token = CancellationToken::new();
+            let (c, f, l, t) = (count.clone(), first.clone(), last.clone(), token.clone());
+            let stats = rt
+                .block_on(
+                    ConsumerLoop::<OrderEvent>::builder(&client)
+                        .group(format!("{topic}-loop-{order_by:?}"))
+                        .consumer(|c| {
+                            c.topics([&topic])
+                                .profile(flowodm::profiles::Profile::Batch)
+                        })
+                        .order_by(order_by)
+                        .max_concurrent(100)
+                        .run(
+                            move |record| {
+                                let (c, f, l, t) = (c.clone(), f.clone(), l.clone(), t.clone());
+                                async move {
+                                    f.get_or_init(Instant::now);
+                                    std::hint::black_box(record.value.payload.total_amount);
+                                    if c.fetch_add(1, Ordering::Relaxed) + 1 == n as u64 {
+                                        l.get_or_init(Instant::now);
+                                        t.cancel();
+                                    }
+                                    Ok::<(), HandlerError>(())
+                                }
+                            },
+                            token.clone(),
+                        ),
+                )
+                .unwrap();
+            assert!(stats.processed >= n as u64);
+            (n - 1) as f64 / (*last.get().unwrap() - *first.get().unwrap()).as_secs_f64()
+        };
+        let mut consumers: Vec<(&str, &dyn Fn() -> f64)> = vec![];
+        let (raw_bytes, raw_avro) = (|| raw_consume(false), || raw_consume(true));
+        let (loop_partition, loop_key) =
+            (|| odm_loop(OrderBy::Partition), || odm_loop(OrderBy::Key));
+        consumers.push(("raw rdkafka, bytes only", &raw_bytes));
+        consumers.push(("raw rdkafka + apache-avro Value", &raw_avro));
+        consumers.push(("flowodm BlockingConsumer", &odm_consume));
+        consumers.push(("flowodm Consumer (async)", &odm_async_consume));
+        consumers.push(("flowodm loop, OrderBy::Partition", &loop_partition));
+        consumers.push(("flowodm loop, OrderBy::Key", &loop_key));
         if flip {
-            odm_c.push(odm_consume());
-            raw_c.push(raw_consume());
-        } else {
-            raw_c.push(raw_consume());
-            odm_c.push(odm_consume());
+            consumers.reverse();
+        }
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        for (name, f) in consumers {
+            if !name.contains(only.as_str()) {
+                continue;
+            }
+            let rate = f();
+            println!("round {round}: consume {name}: {rate:.0}/s");
+            consume.entry(name).or_default().push(rate);
         }
         println!(
-            "round {round}: produce raw {:.0}/s flowodm {:.0}/s; consume raw {:.0}/s flowodm {:.0}/s",
-            raw_p[round], odm_p[round], raw_c[round], odm_c[round]
+            "round {round}: produce raw {:.0}/s flowodm {:.0}/s",
+            raw_p[round], odm_p[round]
         );
         rt.block_on(admin.delete_topic(&topic, Duration::from_secs(30)))
             .unwrap();
     }
-    let (rp, op, rc, oc) = (median(raw_p), median(odm_p), median(raw_c), median(odm_c));
+    let (rp, op) = (median(raw_p), median(odm_p));
     println!(
         "median produce: raw rdkafka {rp:.0} msg/s, flowodm {op:.0} msg/s, ratio {:.2}",
         op / rp
     );
-    println!(
-        "median consume: raw rdkafka {rc:.0} msg/s, flowodm {oc:.0} msg/s, ratio {:.2}",
-        oc / rc
-    );
+    let base = consume
+        .get("raw rdkafka, bytes only")
+        .map_or(f64::NAN, |r| median(r.clone()));
+    let avro = consume
+        .get("raw rdkafka + apache-avro Value")
+        .map_or(f64::NAN, |r| median(r.clone()));
+    for (name, rates) in consume {
+        let m = median(rates);
+        println!(
+            "median consume {name}: {m:.0} msg/s, {:.2}x raw bytes, {:.2}x raw + apache-avro",
+            m / base,
+            m / avro
+        );
+    }
 }

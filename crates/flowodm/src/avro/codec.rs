@@ -195,7 +195,9 @@ pub fn is_identity(resolution: &Resolution) -> bool {
 
 /// Compares two schemas as a reader and writer must agree on them: the same Parsing Canonical
 /// Form, and the same defaults, logical types and enum defaults. Docs and aliases may differ.
-/// `Err` says where they first differ.
+/// `Err` lists every difference with its field path.
+///
+/// This is [`schema::validate`](crate::schema::validate) on two texts, keeping only its errors.
 ///
 /// ```
 /// let a = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int","doc":"x"}]}"#;
@@ -205,72 +207,21 @@ pub fn is_identity(resolution: &Resolution) -> bool {
 /// assert!(flowodm::avro::compare_schemas(a, c).unwrap_err().contains("default"));
 /// ```
 pub fn compare_schemas(ours: &str, theirs: &str) -> std::result::Result<(), String> {
+    use crate::schema::{validate, AvroSchema};
     let parse = |text: &str, what: &str| {
-        Schema::parse_str(text).map_err(|e| format!("{what} is not a valid Avro schema: {e}"))
+        AvroSchema::parse(text).map_err(|e| format!("{what} is not a valid Avro schema: {e}"))
     };
-    let (a, b) = (
-        parse(ours, "the derived schema")?,
-        parse(theirs, "the file")?,
-    );
-    let (ca, cb) = (a.canonical_form(), b.canonical_form());
-    if ca != cb {
-        return Err(format!(
-            "their canonical forms differ:\n  derived: {ca}\n  file:    {cb}"
-        ));
-    }
-    let full = |s: &Schema| {
-        let mut v = serde_json::to_value(s).unwrap_or_default();
-        strip(&mut v);
-        v
-    };
-    first_difference(&full(&a), &full(&b), "")
-}
-
-/// Removes what does not change how data is read: docs and aliases.
-fn strip(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(map) => {
-            map.remove("doc");
-            map.remove("aliases");
-            map.values_mut().for_each(strip);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-        _ => {}
-    }
-}
-
-fn first_difference(
-    a: &serde_json::Value,
-    b: &serde_json::Value,
-    path: &str,
-) -> std::result::Result<(), String> {
-    use serde_json::Value::*;
-    match (a, b) {
-        (Object(x), Object(y)) => {
-            let keys: std::collections::BTreeSet<&std::string::String> =
-                x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let p = format!("{path}/{k}");
-                match (x.get(k), y.get(k)) {
-                    (Some(va), Some(vb)) => first_difference(va, vb, &p)?,
-                    (Some(va), None) => {
-                        return Err(format!("{p}: derived has {va}, the file has none"))
-                    }
-                    (None, Some(vb)) => {
-                        return Err(format!("{p}: the file has {vb}, derived has none"))
-                    }
-                    (None, None) => {}
-                }
-            }
-            Ok(())
-        }
-        (Array(x), Array(y)) if x.len() == y.len() => {
-            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
-                first_difference(va, vb, &format!("{path}/{i}"))?;
-            }
-            Ok(())
-        }
-        _ if a == b => Ok(()),
-        _ => Err(format!("{path}: derived has {a}, the file has {b}")),
+    let ours = parse(ours, "the derived schema")?;
+    let theirs = parse(theirs, "the file")?;
+    let report = validate(&ours, &theirs);
+    if report.is_valid() {
+        Ok(())
+    } else {
+        Err(report
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "))
     }
 }

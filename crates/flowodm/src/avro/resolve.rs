@@ -1,7 +1,7 @@
 //! Schema resolution: reading data written with one schema (the writer's) into a type whose
 //! schema is another (the reader's), by the rules of the Avro specification.
 //!
-//! [`Resolution::compile`] compares the two schemas once and produces a plan: which writer fields
+//! `Resolution::compile` compares the two schemas once and produces a plan: which writer fields
 //! feed which reader fields, which writer fields to skip, which reader fields take their default,
 //! which numbers to promote (int → long → float → double), how enum symbols map, and which union
 //! branch each writer branch lands in. Decoding then follows the plan without looking at a

@@ -1,0 +1,87 @@
+//! `generate`: Rust source from Avro schema files or registry subjects, thin over
+//! `flowodm::codegen`.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use flowodm::codegen::{self, Generator};
+use flowodm::schema::AvroSchema;
+
+use crate::cli::GenerateArgs;
+use crate::cmd::registry::parse_version;
+use crate::context::Context;
+use crate::error::Hinted;
+use crate::output::line;
+use crate::Outcome;
+
+/// Generates one source for the files, or one per subject, to stdout or `--out`.
+pub async fn run(ctx: &Context, args: GenerateArgs) -> anyhow::Result<Outcome> {
+    let mut generator = Generator::new();
+    if let Some(topic) = &args.topic {
+        generator = generator.topic(topic.clone());
+    }
+    if let Some(key) = &args.key {
+        generator = generator.key(key.clone());
+    }
+    if !args.avro.is_empty() {
+        // Bad files are reported as `validate` reports them: with line and column.
+        AvroSchema::from_files(&args.avro)?;
+        let source = generator.generate_files(&args.avro).map_err(refused)?;
+        return emit(&source, args.out.as_deref());
+    }
+    if args.subject.len() > 1 {
+        if args.topic.is_some() {
+            return Err(Hinted::new(
+                "--topic names one topic, but several subjects were given",
+                "generate the subjects one at a time, each with its own --topic",
+            )
+            .into());
+        }
+        match &args.out {
+            Some(dir) if !dir.is_file() => std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?,
+            _ => {
+                return Err(Hinted::new(
+                    "several subjects give several sources, one file each",
+                    "pass --out DIR, a directory to write them into",
+                )
+                .into())
+            }
+        }
+    }
+    let version = parse_version(&args.version)?;
+    let registry = ctx.registry()?;
+    for subject in &args.subject {
+        let source = generator
+            .generate_from_registry(&registry, subject, version)
+            .await
+            .map_err(refused)?;
+        emit(&source, args.out.as_deref())?;
+    }
+    Ok(Outcome::Ok)
+}
+
+/// A schema the generator cannot express, with where to read what it can; other errors as
+/// they are.
+fn refused(e: flowodm::Error) -> anyhow::Error {
+    if e.kind() == flowodm::ErrorKind::Schema {
+        anyhow::Error::new(e).context(Hinted::new(
+            "cannot generate Rust types",
+            "docs/codegen.md lists how schemas map to Rust and what the generator refuses",
+        ))
+    } else {
+        e.into()
+    }
+}
+
+/// The source on stdout, or written to `out` with the path it went to on stdout.
+fn emit(source: &str, out: Option<&Path>) -> anyhow::Result<Outcome> {
+    match out {
+        None => line(source.trim_end_matches('\n'))?,
+        Some(out) => {
+            let path = codegen::write(source, out)?;
+            line(&format!("wrote {}", path.display()))?;
+        }
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,90 @@
+//! From the global flags to clients: flags (or their environment variables) win over the
+//! `--config` file, which wins over flowodm's defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use flowodm::admin::Admin;
+use flowodm::config::Settings;
+use flowodm::registry::{SchemaRegistryClient, SchemaRegistryClientBuilder};
+use flowodm::KafkaConfig;
+
+use crate::cli::Global;
+use crate::error::Hinted;
+
+/// What every command may need: where Kafka and the registry are.
+#[derive(Debug)]
+pub struct Context {
+    global: Global,
+    config: Option<PathBuf>,
+}
+
+impl Context {
+    /// The context for these flags.
+    pub fn new(global: Global, config: Option<PathBuf>) -> Self {
+        Context { global, config }
+    }
+
+    /// How long to wait for Kafka.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.global.timeout)
+    }
+
+    /// The value of an environment variable as the flags and the process environment give it.
+    fn flag_or_env(&self, name: &str) -> Option<String> {
+        let g = &self.global;
+        let flag = match name {
+            "KAFKA_BOOTSTRAP_SERVERS" => &g.bootstrap_servers,
+            "SCHEMA_REGISTRY_URL" => &g.registry_url,
+            "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO" => &g.registry_user_info,
+            "KAFKA_SECURITY_PROTOCOL" => &g.security_protocol,
+            "KAFKA_SASL_MECHANISM" => &g.sasl_mechanism,
+            "KAFKA_SASL_USERNAME" => &g.sasl_username,
+            "KAFKA_SASL_PASSWORD" => &g.sasl_password,
+            // clap read these variables already; the rest come from the environment.
+            _ => return std::env::var(name).ok(),
+        };
+        flag.clone()
+    }
+
+    /// The schema registry client.
+    pub fn registry(&self) -> anyhow::Result<SchemaRegistryClient> {
+        let lookup = Settings::lookup_with(self.config.as_deref(), |n| self.flag_or_env(n))?;
+        if lookup("SCHEMA_REGISTRY_URL").is_none() {
+            return Err(Hinted::new(
+                "no schema registry given",
+                "pass --registry-url or set SCHEMA_REGISTRY_URL (or [registry] url in --config)",
+            )
+            .into());
+        }
+        Ok(SchemaRegistryClientBuilder::from_lookup(&lookup)?
+            .connect_timeout(self.timeout())
+            .build()?)
+    }
+
+    /// The Kafka settings.
+    pub fn kafka(&self) -> anyhow::Result<KafkaConfig> {
+        let lookup = Settings::lookup_with(self.config.as_deref(), |n| self.flag_or_env(n))?;
+        if lookup("KAFKA_BOOTSTRAP_SERVERS").is_none() {
+            return Err(Hinted::new(
+                "no Kafka cluster given",
+                "pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS (or [kafka] \
+                 bootstrap_servers in --config)",
+            )
+            .into());
+        }
+        let settings = Settings::load_with(
+            self.config.as_deref(),
+            |n| self.flag_or_env(n),
+            std::env::vars(),
+        )
+        .context("cannot read the Kafka settings")?;
+        Ok(settings.kafka)
+    }
+
+    /// A cluster administration handle.
+    pub fn admin(&self) -> anyhow::Result<Admin> {
+        Ok(Admin::new(self.kafka()?)?)
+    }
+}
