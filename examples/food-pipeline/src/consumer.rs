@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use flowodm::consumer::Record;
+use flowodm::producer::OutRecord;
 use flowodm::profiles::Profile;
-use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError, LoopStats, OrderBy};
+use flowodm::runner::{Ack, CancellationToken, ConsumerLoop, HandlerError, LoopStats, OrderBy};
 use flowodm::Client;
-use tracing::Instrument;
 
 use crate::latency::Histogram;
 use crate::order::Order;
@@ -139,7 +139,7 @@ impl ConsumerSummary {
             inserted: w.inserted.load(Ordering::Relaxed),
             duplicates: w.duplicates.load(Ordering::Relaxed),
             rejected: w.rejected.load(Ordering::Relaxed),
-            dead_lettered: loop_stats.dead_lettered,
+            dead_lettered: loop_stats.dead_lettered + w.dead_lettered.load(Ordering::Relaxed),
             batches: w.batches.load(Ordering::Relaxed),
             failed_attempts: w.failed_attempts.load(Ordering::Relaxed),
             first_insert_ms: w.first_insert_ms.load(Ordering::Relaxed),
@@ -211,6 +211,11 @@ pub async fn run(
         in_flight,
         settings.progress_interval,
     ));
+    let dead_letters = Arc::new(DeadLetters::new(
+        client,
+        format!("{}.DLQ", settings.topic),
+        stats.clone(),
+    )?);
     let result = ConsumerLoop::<Order>::builder(client)
         .group(settings.group.clone())
         .profile(Profile::Reliable)
@@ -240,23 +245,16 @@ pub async fn run(
         .retry_delay(Duration::from_millis(100))
         .shutdown_timeout(settings.shutdown_timeout)
         .commit_interval(settings.commit_interval)
-        .run(
-            move |record: Record<Order>| {
-                let writer = handler_writer.clone();
+        .run_with_ack(
+            move |record: Record<Order>, ack: Ack| {
                 let waited = chrono::Utc::now() - record.value.created_at;
                 handler_received
                     .lock()
                     .expect("received")
                     .record(waited.to_std().unwrap_or_default());
-                let span = tracing::info_span!("order", order_id = %record.value.order_id);
-                let in_flight = handler_in_flight.clone();
-                in_flight.fetch_add(1, Ordering::Relaxed);
-                async move {
-                    let r = handle(&writer, record).await;
-                    in_flight.fetch_sub(1, Ordering::Relaxed);
-                    r
-                }
-                .instrument(span)
+                let (writer, dead_letters) = (handler_writer.clone(), dead_letters.clone());
+                let guard = InFlight::new(&handler_in_flight);
+                async move { submit(&writer, dead_letters, record, ack, guard).await }
             },
             shutdown,
         )
@@ -274,30 +272,153 @@ pub async fn run(
     Ok(summary)
 }
 
-async fn handle(writer: &BatchWriter, record: Record<Order>) -> Result<(), HandlerError> {
-    let order = &record.value;
-    match writer.store(Row::from(order)).await {
-        Ok(Stored::Inserted) => {
-            tracing::info!(
-                target: "food_pipeline::consumer::orders",
-                customer_id = %order.customer_id,
-                partition = record.partition,
-                offset = record.offset,
-                "order stored"
-            );
-            Ok(())
+/// Hands the order to the writer and returns: the customer's next order may start, and `ack`
+/// is done when the row has committed (or, if the database rejects it, once it is on the
+/// dead-letter topic), which is when the loop may commit past its offset.
+async fn submit(
+    writer: &BatchWriter,
+    dead_letters: Arc<DeadLetters>,
+    record: Record<Order>,
+    ack: Ack,
+    guard: InFlight,
+) -> Result<(), HandlerError> {
+    let row = Row::from(&record.value);
+    let order_id = record.value.order_id.clone();
+    let (partition, offset) = (record.partition, record.offset);
+    let done: store::Done = Box::new(move |outcome| {
+        let _guard = guard;
+        match outcome {
+            Ok(Stored::Inserted) => {
+                tracing::info!(
+                    target: "food_pipeline::consumer::orders",
+                    order_id,
+                    customer_id = %record.value.customer_id,
+                    partition,
+                    offset,
+                    "order stored"
+                );
+                ack.done();
+            }
+            Ok(Stored::Duplicate) => {
+                tracing::info!(
+                    target: "food_pipeline::consumer::orders",
+                    order_id,
+                    partition,
+                    offset,
+                    "order was already stored; not written again"
+                );
+                ack.done();
+            }
+            Err(StoreError::Rejected(reason)) => {
+                tokio::spawn(async move {
+                    dead_letters.send(&record, &reason).await;
+                    ack.done();
+                });
+            }
+            // The writer stopped before the row was written: the Ack goes unfinished, so the
+            // order is read again by whoever consumes the partition next.
+            Err(StoreError::Closed) => drop(ack),
         }
-        Ok(Stored::Duplicate) => {
-            tracing::info!(
-                target: "food_pipeline::consumer::orders",
-                partition = record.partition,
-                offset = record.offset,
-                "order was already stored; not written again"
-            );
-            Ok(())
+    });
+    writer
+        .submit(row, done)
+        .await
+        .map_err(HandlerError::retryable)
+}
+
+/// Counts an order as in flight from its handler until its outcome.
+struct InFlight(Arc<AtomicU64>);
+
+impl InFlight {
+    fn new(n: &Arc<AtomicU64>) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes orders the database rejected to the dead-letter topic, as the loop does for the
+/// messages it gives up on: the order (encoded again: the loop keeps the original bytes only for
+/// its own dead-letter writes), its key and headers, plus `flowodm.error.kind` (`database`),
+/// `flowodm.error.message` (the SQLSTATE and message) and `flowodm.original.topic` /
+/// `.partition` / `.offset`. Retries until the broker acknowledges.
+struct DeadLetters {
+    client: Client,
+    producer: flowodm::producer::Producer<Order>,
+    topic: String,
+    ensured: tokio::sync::OnceCell<()>,
+    stats: Arc<WriterStats>,
+}
+
+impl DeadLetters {
+    fn new(client: &Client, topic: String, stats: Arc<WriterStats>) -> anyhow::Result<Self> {
+        let producer = client.producer::<Order>().topic(topic.clone()).build()?;
+        Ok(DeadLetters {
+            client: client.clone(),
+            producer,
+            topic,
+            ensured: tokio::sync::OnceCell::new(),
+            stats,
+        })
+    }
+
+    async fn send(&self, record: &Record<Order>, reason: &str) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let ensured = self
+                .ensured
+                .get_or_try_init(|| async {
+                    crate::topic::ensure_orders_topic(&self.client, &self.topic)
+                        .await
+                        .map(|_| ())
+                })
+                .await;
+            let sent = match ensured {
+                Err(e) => Err(e.to_string()),
+                Ok(()) => {
+                    let mut out = OutRecord::new(&record.value);
+                    if let Some(k) = &record.key {
+                        out = out.key(k.clone());
+                    }
+                    for (k, v) in &record.headers {
+                        out = out.header(k.clone(), v.clone().unwrap_or_default());
+                    }
+                    let meta = [
+                        ("flowodm.error.kind", "database".to_string()),
+                        ("flowodm.error.message", reason.to_string()),
+                        ("flowodm.original.topic", record.topic.clone()),
+                        ("flowodm.original.partition", record.partition.to_string()),
+                        ("flowodm.original.offset", record.offset.to_string()),
+                    ];
+                    for (k, v) in meta {
+                        out = out.header(k, v);
+                    }
+                    self.producer
+                        .send_record(out)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            };
+            match sent {
+                Ok(()) => {
+                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("orders_dead_lettered_total").increment(1);
+                    tracing::warn!(order_id = %record.value.order_id, topic = %self.topic, "rejected order written to the dead-letter topic");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(order_id = %record.value.order_id, error = %e, "writing to the dead-letter topic failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
         }
-        Err(e @ StoreError::Rejected(_)) => Err(HandlerError::fatal(e)),
-        Err(e @ StoreError::Closed) => Err(HandlerError::retryable(e)),
     }
 }
 

@@ -18,12 +18,16 @@
 //!
 //! # Writing
 //!
-//! A [`BatchWriter`] owns a few connections. Each takes whatever rows are waiting (up to
-//! `max_batch`), writes them with one `INSERT … SELECT FROM unnest(…) ON CONFLICT (order_id)
-//! DO NOTHING`, and only when that statement has committed tells each row's caller, so a consumer
-//! that awaits [`BatchWriter::store`] before its offset is committed never commits an offset
-//! whose row is not durable. Under load the batches grow by themselves: rows arriving while one
-//! batch commits form the next.
+//! A [`BatchWriter`] owns a few connections, each with its own queue, and a customer's rows
+//! always go to the same one. Each connection takes whatever rows are waiting (up to
+//! `max_batch`), writes them with one `INSERT … SELECT FROM unnest(…) ON CONFLICT (order_id) DO
+//! NOTHING`, and only when that statement has committed reports each row's outcome: to a caller
+//! awaiting [`BatchWriter::store`], or to the callback given to [`BatchWriter::submit`]. A
+//! consumer that lets a message's offset be committed only from that outcome never commits an
+//! offset whose row is not durable. Since one connection's batches commit one after another, a
+//! customer's rows are stored in the order they were submitted, even with several in flight.
+//! Under load the batches grow by themselves: rows arriving while one batch commits form the
+//! next.
 //!
 //! A row already in the table (a re-delivery after a crash) is reported as
 //! [`Stored::Duplicate`] and not written again. While the database is unreachable the writer
@@ -268,6 +272,8 @@ pub struct WriterStats {
     pub duplicates: AtomicU64,
     /// Rows the database rejected.
     pub rejected: AtomicU64,
+    /// Rejected rows written to the dead-letter topic (by the consumer).
+    pub dead_lettered: AtomicU64,
     /// Statements that committed.
     pub batches: AtomicU64,
     /// Failed attempts at connecting or at writing a batch (each retried).
@@ -282,16 +288,27 @@ pub struct WriterStats {
     pub commit: Mutex<Histogram>,
 }
 
+/// What to do with a row's outcome; runs on the writer's task (keep it short).
+pub type Done = Box<dyn FnOnce(Result<Stored, StoreError>) + Send + Sync>;
+
 struct Pending {
     row: Row,
-    done: oneshot::Sender<Result<Stored, StoreError>>,
+    done: Done,
 }
 
 /// Writes rows in batches; see the [module docs](self).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BatchWriter {
-    tx: mpsc::Sender<Pending>,
+    txs: Vec<mpsc::Sender<Pending>>,
     stats: Arc<WriterStats>,
+}
+
+impl std::fmt::Debug for BatchWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWriter")
+            .field("connections", &self.txs.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The writer's tasks, to stop them once nothing more will be stored.
@@ -317,16 +334,17 @@ impl WriterHandle {
 impl BatchWriter {
     /// Starts the writer's connections (they connect lazily, and keep trying).
     pub fn start(db: Database, config: WriterConfig) -> (BatchWriter, WriterHandle) {
-        let (tx, rx) = mpsc::channel::<Pending>(config.max_batch.max(1) * 4);
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let stats = Arc::new(WriterStats::default());
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let mut txs = Vec::new();
         for id in 0..config.connections.max(1) {
+            let (tx, rx) = mpsc::channel::<Pending>(config.max_batch.max(1) * 2);
+            txs.push(tx);
             let w = Worker {
                 id,
                 db: db.clone(),
-                rx: rx.clone(),
+                rx,
                 stats: stats.clone(),
                 cancel: cancel.clone(),
                 max_batch: config.max_batch.max(1),
@@ -334,17 +352,35 @@ impl BatchWriter {
             };
             tasks.spawn(w.run());
         }
-        (BatchWriter { tx, stats }, WriterHandle { tasks, cancel })
+        (BatchWriter { txs, stats }, WriterHandle { tasks, cancel })
     }
 
     /// Stores `row` and returns once its batch has committed (or the row was already there).
     pub async fn store(&self, row: Row) -> Result<Stored, StoreError> {
-        let (done, rx) = oneshot::channel();
-        self.tx
+        let (tx, rx) = oneshot::channel();
+        self.submit(
+            row,
+            Box::new(move |outcome| {
+                let _ = tx.send(outcome);
+            }),
+        )
+        .await?;
+        rx.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Queues `row` (waiting while the writer's queue is full) and returns; `done` gets the
+    /// outcome once the row's batch has committed. If the writer is stopped first, `done` is
+    /// dropped without being called.
+    ///
+    /// Rows of one customer always go to the same connection, whose batches commit one after
+    /// another in the order the rows were queued: a customer's orders are stored in the order
+    /// they were submitted, even when several are in flight.
+    pub async fn submit(&self, row: Row, done: Done) -> Result<(), StoreError> {
+        let i = shard(&row.customer_id, self.txs.len());
+        self.txs[i]
             .send(Pending { row, done })
             .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.unwrap_or(Err(StoreError::Closed))
+            .map_err(|_| StoreError::Closed)
     }
 
     /// What the writer did so far.
@@ -361,7 +397,7 @@ struct Conn {
 struct Worker {
     id: usize,
     db: Database,
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+    rx: mpsc::Receiver<Pending>,
     stats: Arc<WriterStats>,
     cancel: CancellationToken,
     max_batch: usize,
@@ -377,26 +413,18 @@ impl Worker {
         if self.connection().await.is_none() {
             return;
         }
+        let mut batch = Vec::with_capacity(self.max_batch);
         loop {
-            // One worker gathers a batch while the others write theirs.
-            let batch = {
-                let mut rx = self.rx.lock().await;
-                let first = tokio::select! {
-                    p = rx.recv() => p,
-                    _ = self.cancel.cancelled() => None,
-                };
-                let Some(first) = first else { return };
-                let mut batch = Vec::with_capacity(64);
-                batch.push(first);
-                while batch.len() < self.max_batch {
-                    match rx.try_recv() {
-                        Ok(p) => batch.push(p),
-                        Err(_) => break,
-                    }
-                }
-                batch
+            // Whatever waits, up to max_batch: rows that came while the last batch committed.
+            let n = tokio::select! {
+                n = self.rx.recv_many(&mut batch, self.max_batch) => n,
+                _ = self.cancel.cancelled() => 0,
             };
-            self.write(batch).await;
+            if n == 0 {
+                return;
+            }
+            let rows = std::mem::replace(&mut batch, Vec::with_capacity(self.max_batch));
+            self.write(rows).await;
         }
     }
 
@@ -436,7 +464,7 @@ impl Worker {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let Some(conn) = self.connection().await else {
-                return; // cancelled: the callers get Closed when their senders drop
+                return; // cancelled: the rows' `done` are dropped uncalled
             };
             let started = Instant::now();
             match insert(conn, batch.iter().map(|p| &p.row)).await {
@@ -457,7 +485,7 @@ impl Worker {
                     tracing::error!(order_id = %p.row.order_id, error = %message, "the database rejected the order");
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("orders_rejected_total").increment(1);
-                    let _ = p.done.send(Err(StoreError::Rejected(message)));
+                    (p.done)(Err(StoreError::Rejected(message)));
                     return;
                 }
                 Err(e) => {
@@ -527,7 +555,7 @@ impl Worker {
             } else {
                 Stored::Duplicate
             };
-            let _ = p.done.send(Ok(outcome));
+            (p.done)(Ok(outcome));
         }
     }
 }
@@ -558,4 +586,12 @@ async fn insert<'a>(
         .query(&conn.insert, &[&o, &c, &i, &t, &s, &m])
         .await?;
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
+/// Which of `n` connections writes a customer's rows.
+fn shard(customer_id: &str, n: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    customer_id.hash(&mut h);
+    (h.finish() % n.max(1) as u64) as usize
 }
