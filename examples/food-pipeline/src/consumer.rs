@@ -1,25 +1,29 @@
 //! The order consumer: a flowodm consumer loop that stores every order of the topic in the
 //! PostgreSQL `orders` table, once.
 //!
-//! - **Ordering.** The loop runs with [`OrderBy::Key`]: one customer's orders are handled one
-//!   after another, in the order they were placed, while different customers' orders are
-//!   handled at the same time (up to `max_in_flight`), which is what gives the batch writer
-//!   more than one row per partition to put in a batch.
-//! - **Durability before commit.** The handler hands its order to the [`BatchWriter`] and
-//!   returns only when the batch holding it has committed; the loop commits a partition's offset
-//!   only past messages whose handlers returned. A crash (even `kill -9`) re-delivers at most the
-//!   orders whose offsets were not committed yet, and `ON CONFLICT (order_id) DO NOTHING` makes
-//!   the second write of those a no-op: exactly one row per order.
+//! - **Acknowledged when durable.** The loop runs with
+//!   [`run_with_ack`](flowodm::runner::LoopBuilder::run_with_ack): the handler queues its order
+//!   in the [`BatchWriter`] and returns at once, and the writer acknowledges the message when the
+//!   batch holding its row has committed. The loop commits a partition's offset only past
+//!   acknowledged messages, so a crash (even `kill -9`) re-delivers at most the orders that were
+//!   not acknowledged yet, and `ON CONFLICT (order_id) DO NOTHING` makes their second write a
+//!   no-op: exactly one row per order. Up to `max_in_flight` orders are handled or waiting for
+//!   their commit at once, which is what lets batches grow to hundreds of rows.
+//! - **Ordering.** The loop hands one customer's orders to the handler in the order they were
+//!   placed ([`OrderBy::Key`]), and the writer sends all of a customer's rows to the same
+//!   connection, whose batches commit one after another: each customer's orders are stored in
+//!   the order they were placed.
 //! - **Outages.** While PostgreSQL is away the writer keeps its batch and reconnects with
-//!   backoff; handlers wait, the loop's buffer fills and fetching pauses. Nothing is lost and
-//!   nothing goes to the dead-letter topic; only an order that the database itself rejects does.
-//! - **Shutdown.** On SIGTERM or SIGINT the loop stops fetching, lets in-flight orders finish
-//!   (`shutdown_timeout`), commits their offsets, leaves the group, and the database
-//!   connections close.
+//!   backoff; unacknowledged orders pile up to `max_in_flight`, then the loop hands out no more
+//!   and stops fetching. Nothing is lost and nothing goes to the dead-letter topic; only an order
+//!   that the database itself rejects does (written there by the consumer, then acknowledged).
+//! - **Shutdown.** On SIGTERM or SIGINT the loop stops fetching, waits for outstanding orders to
+//!   be acknowledged (`shutdown_timeout`), commits their offsets and leaves the group; then the
+//!   database connections close.
 //!
 //! Metrics go through the `metrics` facade (install any recorder to export them):
 //! `orders_stored_total`, `orders_duplicates_total`, `orders_rejected_total`,
-//! `orders_db_errors_total` (counters), `orders_batch_rows`, `orders_batch_seconds` and
+//! `orders_dead_lettered_total`, `orders_db_errors_total` (counters), `orders_batch_rows`, `orders_batch_seconds` and
 //! `orders_end_to_end_seconds` (histograms), next to the loop's own `flowodm_loop_*` ones.
 
 use std::path::PathBuf;
@@ -52,7 +56,8 @@ pub struct ConsumerSettings {
     pub instance_id: Option<String>,
     /// Where the table is.
     pub database: Database,
-    /// Orders handled at once (at most one per customer).
+    /// Orders handled or waiting for their commit at once (the loop buffers up to 20 × that
+    /// while fetching).
     pub max_in_flight: usize,
     /// The batch writer's connections and batch size.
     pub writer: WriterConfig,
@@ -67,7 +72,7 @@ pub struct ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    /// Defaults for `topic` and `database`: group `order-store`, 1000 in flight, 4 writer
+    /// Defaults for `topic` and `database`: group `order-store`, 4000 in flight, 4 writer
     /// connections with batches of up to 1000 rows, 15 s to finish at shutdown, commits every
     /// second.
     pub fn new(topic: impl Into<String>, database: Database) -> Self {
@@ -76,7 +81,7 @@ impl ConsumerSettings {
             group: "order-store".to_string(),
             instance_id: None,
             database,
-            max_in_flight: 1000,
+            max_in_flight: 4000,
             writer: WriterConfig::default(),
             shutdown_timeout: Duration::from_secs(15),
             commit_interval: Duration::from_secs(1),

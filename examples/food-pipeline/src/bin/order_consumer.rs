@@ -28,8 +28,8 @@ struct Args {
     /// at once).
     #[arg(long, env = "CONSUMER_INSTANCE_ID")]
     instance_id: Option<String>,
-    /// Orders handled at once (at most one per customer).
-    #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 1000)]
+    /// Orders handled or waiting for their commit at once.
+    #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 4000)]
     max_in_flight: usize,
     /// Database connections writing batches.
     #[arg(long, env = "CONSUMER_DB_CONNECTIONS", default_value_t = 4)]
