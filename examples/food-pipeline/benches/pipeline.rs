@@ -142,6 +142,22 @@ async fn main() {
         "latency_cpu_seconds": lat_cpu,
     });
     println!("{summary}");
+
+    // The tables go; the logs stay.
+    let client = ceiling_db.connect().await.unwrap();
+    for schema in [
+        ceiling_db.schema.clone(),
+        Some(format!("bench_rate_{stamp}")),
+        Some(format!("bench_lat_{stamp}")),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await
+            .unwrap();
+    }
 }
 
 /// Where an order's time went: until the handler started (producer linger, Kafka, the loop's

@@ -105,4 +105,5 @@ async fn a_postgres_outage_loses_nothing_and_duplicates_nothing() {
     assert_eq!(stats["rejected"], 0, "{stats}");
     let sent = sent.lock().unwrap().clone();
     run.assert_stored_exactly(&sent).await;
+    run.cleanup().await;
 }

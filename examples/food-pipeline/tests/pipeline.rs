@@ -62,6 +62,7 @@ async fn every_order_is_stored_once_in_customer_order_and_a_replay_writes_nothin
         (Some(0), Some(3000))
     );
     run.assert_stored_exactly(&sent).await;
+    run.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,6 +92,7 @@ async fn a_consumer_killed_again_and_again_still_stores_each_order_once() {
     assert_eq!(stats["dead_lettered"], 0);
     let sent = sent.lock().unwrap().clone();
     run.assert_stored_exactly(&sent).await;
+    run.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,6 +157,7 @@ async fn an_order_the_database_rejects_goes_alone_to_the_dead_letter_topic() {
     let mut stored = orders.clone();
     stored.remove(12);
     run.assert_stored_exactly(&stored).await;
+    run.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,4 +209,5 @@ async fn the_producer_flushes_everything_it_sent_on_sigterm() {
     assert_eq!(summary["failed"].as_i64(), Some(0), "{summary}");
     // Everything it sent is in the topic, and nothing more.
     assert_eq!(end_offsets(&run.topic), sent);
+    let _ = std::fs::remove_dir_all(&run.dir);
 }

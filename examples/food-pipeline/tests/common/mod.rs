@@ -99,6 +99,18 @@ impl Run {
         }
     }
 
+    /// Drops the run's schema and its logs (called when a test passed; a failed test keeps
+    /// them for a look).
+    pub async fn cleanup(&self) {
+        let schema = self.db.schema.as_deref().unwrap();
+        let client = self.db.connect().await.unwrap();
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
     /// Rows in the table (0 while it does not exist yet).
     pub async fn rows(&self) -> u64 {
         match self.db.connect().await {
