@@ -311,9 +311,16 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         self
     }
 
-    /// The first retry's delay; each next one doubles, with jitter, up to 60 s (default 1 s).
+    /// The first retry's delay; each next one doubles, with jitter, up to
+    /// [`max_retry_delay`](Self::max_retry_delay) (default 1 s).
     pub fn retry_delay(mut self, d: Duration) -> Self {
         self.retry_delay = d;
+        self
+    }
+
+    /// The longest delay between retries, however many there were (default 60 s).
+    pub fn max_retry_delay(mut self, d: Duration) -> Self {
+        self.max_retry_delay = d;
         self
     }
 
@@ -963,24 +970,48 @@ impl Counts {
 /// [`done`](Ack::done) marks it finished, so its offset may be committed once every earlier
 /// message of its partition is finished too.
 pub struct Ack {
-    on_end: Option<Box<dyn FnOnce(bool) + Send + Sync>>,
+    on_end: Option<Box<dyn FnOnce(AckEnd) + Send + Sync>>,
     valid: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// How an acknowledgement ended.
+enum AckEnd {
+    Done,
+    DeadLetter(String),
+    /// Dropped without a verdict, or of an attempt whose handler failed.
+    Void,
+}
+
 impl Ack {
-    fn new(on_end: Box<dyn FnOnce(bool) + Send + Sync>) -> Self {
+    fn new(on_end: Box<dyn FnOnce(AckEnd) + Send + Sync>) -> Self {
         Ack {
             on_end: Some(on_end),
             valid: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 
-    /// The message is finished (durably handled).
-    pub fn done(mut self) {
-        let valid = self.valid.load(AtomicOrdering::Acquire);
+    fn end(mut self, how: AckEnd) {
+        let how = if self.valid.load(AtomicOrdering::Acquire) {
+            how
+        } else {
+            AckEnd::Void
+        };
         if let Some(end) = self.on_end.take() {
-            end(valid);
+            end(how);
         }
+    }
+
+    /// The message is finished (durably handled).
+    pub fn done(self) {
+        self.end(AckEnd::Done)
+    }
+
+    /// The message cannot be handled (the database rejects its row, say): it goes to the
+    /// dead-letter topic with its original key, bytes and headers and `reason` as
+    /// `flowodm.error.message` (kind `handler`), and is finished once the write is acknowledged.
+    /// May be called from any thread.
+    pub fn dead_letter(self, reason: impl Into<String>) {
+        self.end(AckEnd::DeadLetter(reason.into()))
     }
 }
 
@@ -993,7 +1024,7 @@ impl Drop for Ack {
                      handled again after a restart or rebalance"
                 );
             }
-            end(false);
+            end(AckEnd::Void);
         }
     }
 }
@@ -1759,7 +1790,7 @@ where
         // What the dead-letter topic needs, kept before the record moves into the handler
         // (the payload moves, it is not copied again).
         let mut record = record;
-        let raw = raw_of(&mut record);
+        let raw = Arc::new(raw_of(&mut record));
         let schema_id = record.schema_id;
         let mut attempts = 0u32;
         let mut handled = false;
@@ -1781,7 +1812,7 @@ where
                 .acquire_owned()
                 .await
                 .expect("never closed");
-            let ack = self.ack(tp, epoch, offset, permit);
+            let ack = self.ack(tp, epoch, offset, raw.clone(), attempts, permit);
             let valid = ack.valid.clone();
             let started = Instant::now();
             // A panicking handler is a fatal failure of its message (as in `run_blocking`),
@@ -1882,6 +1913,8 @@ where
         tp: &TopicPartition,
         epoch: u64,
         offset: i64,
+        raw: Arc<RawMessage>,
+        attempts: u32,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Ack
     where
@@ -1891,17 +1924,67 @@ where
         let consumer = self.consumer.clone();
         let tp = tp.clone();
         let commit = self.semantics == Semantics::AtLeastOnce;
+        let runtime = tokio::runtime::Handle::current();
+        let dlq = self.dlq.clone();
+        let stop = self.stop.clone();
+        let (first, max) = (self.retry_delay, self.max_retry_delay);
         state.started(&tp);
-        Ack::new(Box::new(move |done: bool| {
-            if done && commit {
-                if let Some(upto) = state.complete(&tp, epoch, offset) {
-                    if let Err(e) = consumer.store_offset(&tp.topic, tp.partition, upto) {
-                        tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
+        Ack::new(Box::new(move |how: AckEnd| {
+            let finish = move |finished: bool| {
+                if finished && commit {
+                    if let Some(upto) = state.complete(&tp, epoch, offset) {
+                        if let Err(e) = consumer.store_offset(&tp.topic, tp.partition, upto) {
+                            tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
+                        }
                     }
                 }
+                state.finished(&tp);
+                drop(permit);
+                state.clone()
+            };
+            match how {
+                AckEnd::Done => {
+                    finish(true);
+                }
+                AckEnd::Void => {
+                    finish(false);
+                }
+                AckEnd::DeadLetter(reason) => {
+                    runtime.spawn(async move {
+                        let failure = Failure {
+                            raw: &raw,
+                            attempts,
+                            retryable: false,
+                            kind: "handler",
+                            message: reason,
+                        };
+                        let mut attempt = 0;
+                        loop {
+                            match dlq.send(&failure).await {
+                                Ok(()) => break,
+                                Err(e) if !stop.is_cancelled() => {
+                                    tracing::warn!(error = %e, "writing to the dead-letter topic failed; retrying");
+                                    tokio::time::sleep(backoff(first, max, attempt)).await;
+                                    attempt += 1;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "shutting down: a message for the dead-letter topic stays uncommitted");
+                                    finish(false);
+                                    return;
+                                }
+                            }
+                        }
+                        let metrics = LoopMetrics::new(&raw.topic);
+                        metrics.dead_lettered.increment(1);
+                        metrics.failed.increment(1);
+                        let state = finish(true);
+                        state.stats.dead_lettered.fetch_add(1, AtomicOrdering::Relaxed);
+                        state.stats.failed.fetch_add(1, AtomicOrdering::Relaxed);
+                        // It counted as processed when its handler returned.
+                        state.stats.processed.fetch_sub(1, AtomicOrdering::Relaxed);
+                    });
+                }
             }
-            state.finished(&tp);
-            drop(permit);
         }))
     }
 

@@ -858,3 +858,73 @@ async fn a_dropped_ack_leaves_its_message_uncommitted_for_the_next_run() {
     assert_eq!(run(None).await, (12..20).collect::<Vec<_>>());
     assert_eq!(committed(&group, &topic).await[&0], Some(20));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_can_dead_letter_its_message_with_the_original_bytes() {
+    let topic = new_topic("runner-ack-dlq", 1).await;
+    produce(&topic, 6).await;
+    let group = unique_name("runner-ack-dlq-g");
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let stats = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .run_with_ack(
+            move |record, ack| {
+                let t = t.clone();
+                async move {
+                    let seq = record.value.seq;
+                    // A writer thread outside the runtime gives the verdict.
+                    std::thread::spawn(move || {
+                        if seq == 3 {
+                            ack.dead_letter("row rejected: total_amount out of range");
+                        } else {
+                            ack.done();
+                        }
+                    });
+                    if seq == 5 {
+                        t.cancel();
+                    }
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            token.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((stats.processed, stats.dead_lettered), (5, 1));
+    assert_eq!(committed(&group, &topic).await[&0], Some(6));
+
+    let dlq: BaseConsumer = plaintext_config()
+        .set("group.id", unique_name("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&format!("{topic}.DLQ")]).unwrap();
+    let m = loop {
+        if let Some(m) = dlq.poll(Duration::from_millis(200)) {
+            break m.unwrap().detach();
+        }
+    };
+    let headers: HashMap<String, String> = m
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h.key.to_string(),
+                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(headers["flowodm.error.kind"], "handler");
+    assert_eq!(
+        headers["flowodm.error.message"],
+        "row rejected: total_amount out of range"
+    );
+    assert_eq!(headers["flowodm.original.offset"], "3");
+    // The original bytes decode to the original message.
+    let codec = flowodm::codec::Codec::<Job>::new(SchemaRegistryClient::new(&registry_url()).unwrap()).unwrap();
+    let job = codec.decode(m.payload().unwrap()).await.unwrap();
+    assert_eq!(job.seq, 3);
+}
