@@ -33,6 +33,7 @@ mod error;
 pub mod model;
 pub mod producer;
 pub mod profiles;
+mod reachability;
 pub mod registry;
 pub mod runner;
 pub mod schema;
