@@ -263,6 +263,12 @@ impl ConsumerContext for Context {
                     tracing::warn!(error = %e, "committing before the revocation failed");
                 }
             }
+            // librdkafka keeps a partition's pause across revocation, so a partition paused when
+            // it went would come back paused and never be fetched; as in the Java client, a
+            // partition assigned again starts unpaused.
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::warn!(error = %e, "resuming revoked partitions failed");
+            }
             if let Some(cb) = &self.on_revoke {
                 cb(&partitions_of(tpl));
             }
@@ -650,6 +656,9 @@ macro_rules! offset_methods {
         }
 
         /// Stops fetching these partitions (the group keeps them; see [`resume`](Self::resume)).
+        ///
+        /// The pause ends when a partition is revoked in a rebalance: if it is assigned again,
+        /// it is fetched (as in the Java client).
         pub fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
             Ok(self.inner.pause(&tpl_of(partitions))?)
         }

@@ -819,3 +819,61 @@ async fn a_healthy_cluster_is_never_reported_unreachable() {
     }
     assert_times_out(&consumer).await;
 }
+
+#[tokio::test]
+async fn partitions_paused_when_revoked_are_fetched_when_assigned_again() {
+    let topic = new_topic("consumer-pause-revoke", 2).await;
+    let producer = client().producer::<Event>().topic(&topic).build().unwrap();
+    for i in 0..40 {
+        let e = event(i);
+        let record = OutRecord::new(&e).partition((i % 2) as i32);
+        producer.send_record(record).await.unwrap();
+    }
+    let group = unique_name("g");
+    let member = || {
+        client()
+            .consumer::<Event>()
+            .topics([&topic])
+            .group(&group)
+            .set("heartbeat.interval.ms", "300")
+            .set("session.timeout.ms", "6000")
+            .build()
+            .unwrap()
+    };
+    let first = member();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while first.assignment().unwrap().len() < 2 {
+        let _ = first.consume_one(Duration::from_millis(100)).await.unwrap();
+        assert!(std::time::Instant::now() < deadline, "never assigned");
+    }
+    // Paused (as a loop does under backpressure), then the partitions go in a rebalance.
+    first.pause(&first.assignment().unwrap()).unwrap();
+    let second = member();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let _ = second
+            .consume_one(Duration::from_millis(100))
+            .await
+            .unwrap();
+        let _ = first.consume_one(Duration::from_millis(100)).await;
+        if first.assignment().unwrap().len() == 1 && second.assignment().unwrap().len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no rebalance");
+    }
+    // Like a Java consumer, a newly assigned partition is fetched, whatever was paused before.
+    let mine = first.assignment().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let _ = second.consume_one(Duration::from_millis(50)).await;
+            if let Consumed::Record(r) =
+                first.consume_one(Duration::from_millis(100)).await.unwrap()
+            {
+                return r;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("nothing fetched from the reassigned {mine:?}"));
+    assert_eq!(got.partition, mine[0].partition);
+}
