@@ -1013,7 +1013,8 @@ impl<T: Model> Consumer<T> {
     }
 
     /// The messages as a `Stream`, without timeouts: each item is a record, a tombstone or an
-    /// error.
+    /// error — during an outage, [`Error::BrokersUnreachable`] about once a second, so that a
+    /// stream never waits silently on a cluster that is gone.
     pub fn stream(&self) -> impl Stream<Item = Result<Consumed<T>>> + '_ {
         futures_util::stream::unfold(self, |c| async move {
             loop {

@@ -680,6 +680,7 @@ async fn an_unreachable_cluster_is_a_retriable_connection_error_not_endless_time
         "{:?}",
         started.elapsed()
     );
+    eprintln!("consumer: unreachable after {:?}", started.elapsed());
     // It keeps saying so, without spinning: each poll still waits for a broker.
     let again = std::time::Instant::now();
     let err = consumer

@@ -323,6 +323,7 @@ async fn an_unreachable_cluster_fails_sends_fast_with_a_retriable_connection_err
         "{:?}",
         started.elapsed()
     );
+    eprintln!("producer: unreachable after {:?}: {err}", started.elapsed());
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     assert_eq!(producer.in_flight(), 0, "the message was withdrawn");
 
