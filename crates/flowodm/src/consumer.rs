@@ -231,6 +231,8 @@ struct Context {
     before_revoke: Option<RebalanceCallback>,
     auth_error: Mutex<Option<KafkaError>>,
     reach: Reachability,
+    /// The partitions the application paused.
+    paused: Mutex<std::collections::HashSet<TopicPartition>>,
 }
 
 impl ClientContext for Context {
@@ -266,8 +268,17 @@ impl ConsumerContext for Context {
             // librdkafka keeps a partition's pause across revocation, so a partition paused when
             // it went would come back paused and never be fetched; as in the Java client, a
             // partition assigned again starts unpaused.
-            if let Err(e) = consumer.resume(tpl) {
-                tracing::warn!(error = %e, "resuming revoked partitions failed");
+            let paused: Vec<TopicPartition> = match self.paused.lock() {
+                Ok(mut paused) => partitions_of(tpl)
+                    .into_iter()
+                    .filter(|p| paused.remove(p))
+                    .collect(),
+                Err(_) => partitions_of(tpl),
+            };
+            if !paused.is_empty() {
+                if let Err(e) = consumer.resume(&tpl_of(&paused)) {
+                    tracing::warn!(error = %e, "resuming revoked partitions failed");
+                }
             }
             if let Some(cb) = &self.on_revoke {
                 cb(&partitions_of(tpl));
@@ -456,6 +467,7 @@ impl<T: Model> ConsumerBuilder<T> {
             before_revoke: self.before_revoke,
             auth_error: Mutex::new(None),
             reach: Reachability::default(),
+            paused: Mutex::default(),
         };
         Ok(Parts {
             config,
@@ -660,12 +672,22 @@ macro_rules! offset_methods {
         /// The pause ends when a partition is revoked in a rebalance: if it is assigned again,
         /// it is fetched (as in the Java client).
         pub fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
-            Ok(self.inner.pause(&tpl_of(partitions))?)
+            self.inner.pause(&tpl_of(partitions))?;
+            if let Ok(mut paused) = self.inner.context().paused.lock() {
+                paused.extend(partitions.iter().cloned());
+            }
+            Ok(())
         }
 
         /// Fetches paused partitions again.
         pub fn resume(&self, partitions: &[TopicPartition]) -> Result<()> {
-            Ok(self.inner.resume(&tpl_of(partitions))?)
+            self.inner.resume(&tpl_of(partitions))?;
+            if let Ok(mut paused) = self.inner.context().paused.lock() {
+                for p in partitions {
+                    paused.remove(p);
+                }
+            }
+            Ok(())
         }
 
         /// The codec (schema, subject, resolution cache).

@@ -59,6 +59,7 @@ struct Revoked {
 struct Log {
     clock: AtomicU64,
     handled: Mutex<Vec<Handled>>,
+    started: Mutex<Vec<(usize, i32, i64)>>,
     revoked: Mutex<Vec<Revoked>>,
     /// The partitions each instance was last assigned.
     assigned: Mutex<BTreeMap<usize, Vec<i32>>>,
@@ -175,6 +176,10 @@ fn start(
                 let log = handler_log.clone();
                 async move {
                     let seq = log.tick();
+                    log.started
+                        .lock()
+                        .unwrap()
+                        .push((instance, record.partition, record.offset));
                     let delay = 2 + rand::random::<u64>() % 8;
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                     log.handled.lock().unwrap().push(Handled {
@@ -201,8 +206,20 @@ impl Log {
             e.0 += 1;
             e.1 = e.1.max(h.offset);
         }
+        let done: BTreeSet<(usize, i32, i64)> = handled
+            .iter()
+            .map(|h| (h.instance, h.partition, h.offset))
+            .collect();
+        let unfinished: Vec<_> = self
+            .started
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| !done.contains(s))
+            .cloned()
+            .collect();
         format!(
-            "handled (instance, partition) -> (count, highest offset): {per:?}\n\
+            "unfinished: {unfinished:?}\nhandled (instance, partition) -> (count, highest offset): {per:?}\n\
              assignments: {:?}\nrevocations: {:?}",
             self.assignments.lock().unwrap(),
             self.revoked.lock().unwrap()
