@@ -24,6 +24,20 @@
 //! [`Error::Decode`] with the raw bytes and where they came from, so it can go to a dead-letter
 //! topic.
 //!
+//! # When the cluster is away
+//!
+//! A timeout means that nothing new arrived. librdkafka reconnects to brokers on its own and its
+//! reports of a failed connection are logged, not returned: a broker closing an idle connection,
+//! or one broker of several restarting, is no failure of the consumer. But once no broker at all
+//! has been reachable for the [unreachable timeout](ConsumerBuilder::unreachable_timeout)
+//! (default 5 s) — the cluster is down, the network is cut, or the bootstrap servers are wrong —
+//! polls fail with the retriable [`Error::BrokersUnreachable`] (kind
+//! [`Connection`](crate::ErrorKind::Connection)) instead of timing out silently, so that a
+//! service can report itself unhealthy. Each such poll still waits (up to a second, or its
+//! timeout if shorter) for a broker to come back, so a loop that retries does not spin; once one
+//! answers, polls return records and timeouts again. A consumer whose cluster is suspect checks
+//! with a metadata request, which waits for any usable broker.
+//!
 //! [`Consumer`] is async and never blocks the runtime while it waits; [`BlockingConsumer`] is the
 //! same for synchronous code.
 
@@ -44,6 +58,9 @@ use crate::codec::{Codec, CodecConfig};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::profiles::Profile;
+use crate::reachability::{
+    is_reconnecting, Reachability, DEFAULT_UNREACHABLE_TIMEOUT, MAX_PROBE, MIN_PROBE,
+};
 
 /// A message as it came from Kafka, before decoding: kept on decode errors.
 #[derive(Clone, PartialEq, Eq)]
@@ -213,11 +230,15 @@ struct Context {
     on_revoke: Option<RebalanceCallback>,
     before_revoke: Option<RebalanceCallback>,
     auth_error: Mutex<Option<KafkaError>>,
+    reach: Reachability,
+    /// The partitions the application paused.
+    paused: Mutex<std::collections::HashSet<TopicPartition>>,
 }
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka consumer error");
+        self.reach.report(&error, reason);
         if matches!(
             error.rdkafka_error_code(),
             Some(rdkafka::types::RDKafkaErrorCode::Authentication)
@@ -244,6 +265,21 @@ impl ConsumerContext for Context {
                     tracing::warn!(error = %e, "committing before the revocation failed");
                 }
             }
+            // librdkafka keeps a partition's pause across revocation, so a partition paused when
+            // it went would come back paused and never be fetched; as in the Java client, a
+            // partition assigned again starts unpaused.
+            let paused: Vec<TopicPartition> = match self.paused.lock() {
+                Ok(mut paused) => partitions_of(tpl)
+                    .into_iter()
+                    .filter(|p| paused.remove(p))
+                    .collect(),
+                Err(_) => partitions_of(tpl),
+            };
+            if !paused.is_empty() {
+                if let Err(e) = consumer.resume(&tpl_of(&paused)) {
+                    tracing::warn!(error = %e, "resuming revoked partitions failed");
+                }
+            }
             if let Some(cb) = &self.on_revoke {
                 cb(&partitions_of(tpl));
             }
@@ -252,6 +288,8 @@ impl ConsumerContext for Context {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            // The group coordinator answered.
+            self.reach.reachable();
             if let Some(cb) = &self.on_assign {
                 cb(&partitions_of(tpl));
             }
@@ -279,6 +317,7 @@ pub struct ConsumerBuilder<T> {
     on_revoke: Option<RebalanceCallback>,
     before_revoke: Option<RebalanceCallback>,
     keep_payloads: bool,
+    unreachable_timeout: Duration,
     _model: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -305,6 +344,7 @@ impl<T: Model> ConsumerBuilder<T> {
             on_revoke: None,
             before_revoke: None,
             keep_payloads: false,
+            unreachable_timeout: DEFAULT_UNREACHABLE_TIMEOUT,
             _model: std::marker::PhantomData,
         }
     }
@@ -368,6 +408,17 @@ impl<T: Model> ConsumerBuilder<T> {
         self
     }
 
+    /// How long no broker may be reachable before [`consume_one`](Consumer::consume_one) says
+    /// so with [`Error::BrokersUnreachable`] instead of [`Consumed::Timeout`] (default 5 s).
+    ///
+    /// Timeouts mean "nothing new"; once every broker has been down this long, polls fail with
+    /// that retriable error instead, about once per second or per poll timeout if shorter, until a
+    /// broker answers again. Messages already fetched are still handed out first.
+    pub fn unreachable_timeout(mut self, timeout: Duration) -> Self {
+        self.unreachable_timeout = timeout;
+        self
+    }
+
     /// Runs after partitions are assigned to this member.
     pub fn on_assign(mut self, f: impl Fn(&[TopicPartition]) + Send + Sync + 'static) -> Self {
         self.on_assign = Some(Arc::new(f));
@@ -415,15 +466,21 @@ impl<T: Model> ConsumerBuilder<T> {
             on_revoke: self.on_revoke,
             before_revoke: self.before_revoke,
             auth_error: Mutex::new(None),
+            reach: Reachability::default(),
+            paused: Mutex::default(),
         };
         Ok(Parts {
             config,
             ctx,
             subscription: self.subscription,
-            codec,
-            batch: self.profile.consumer().max_poll_records,
-            auto_commit,
-            keep_payloads: self.keep_payloads,
+            shared: Shared {
+                codec,
+                batch: self.profile.consumer().max_poll_records,
+                auto_commit,
+                keep_payloads: self.keep_payloads,
+                pending_store: Mutex::new(None),
+                unreachable_timeout: self.unreachable_timeout,
+            },
         })
     }
 
@@ -434,12 +491,8 @@ impl<T: Model> ConsumerBuilder<T> {
             p.config.create_with_context(p.ctx).map_err(config_error)?;
         subscribe(&inner, &p.subscription)?;
         Ok(Consumer {
-            inner,
-            codec: p.codec,
-            batch: p.batch,
-            auto_commit: p.auto_commit,
-            keep_payloads: p.keep_payloads,
-            pending_store: Mutex::new(None),
+            inner: Arc::new(inner),
+            shared: p.shared,
         })
     }
 
@@ -451,11 +504,7 @@ impl<T: Model> ConsumerBuilder<T> {
         subscribe(&inner, &p.subscription)?;
         Ok(BlockingConsumer {
             inner,
-            codec: p.codec,
-            batch: p.batch,
-            auto_commit: p.auto_commit,
-            keep_payloads: p.keep_payloads,
-            pending_store: Mutex::new(None),
+            shared: p.shared,
         })
     }
 }
@@ -465,10 +514,7 @@ struct Parts<T> {
     config: rdkafka::ClientConfig,
     ctx: Context,
     subscription: Subscription,
-    codec: Codec<T>,
-    batch: usize,
-    auto_commit: bool,
-    keep_payloads: bool,
+    shared: Shared<T>,
 }
 
 fn config_error(e: KafkaError) -> Error {
@@ -535,7 +581,7 @@ macro_rules! offset_methods {
                 .ok_or_else(|| Error::Deserialization {
                     message: "the record kept no payload".into(),
                 })?;
-            let value = self.codec.decode_prepared(payload)?;
+            let value = self.shared.codec.decode_prepared(payload)?;
             Ok(Record {
                 value,
                 key: record.key.clone(),
@@ -622,31 +668,45 @@ macro_rules! offset_methods {
         }
 
         /// Stops fetching these partitions (the group keeps them; see [`resume`](Self::resume)).
+        ///
+        /// The pause ends when a partition is revoked in a rebalance: if it is assigned again,
+        /// it is fetched (as in the Java client).
         pub fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
-            Ok(self.inner.pause(&tpl_of(partitions))?)
+            self.inner.pause(&tpl_of(partitions))?;
+            if let Ok(mut paused) = self.inner.context().paused.lock() {
+                paused.extend(partitions.iter().cloned());
+            }
+            Ok(())
         }
 
         /// Fetches paused partitions again.
         pub fn resume(&self, partitions: &[TopicPartition]) -> Result<()> {
-            Ok(self.inner.resume(&tpl_of(partitions))?)
+            self.inner.resume(&tpl_of(partitions))?;
+            if let Ok(mut paused) = self.inner.context().paused.lock() {
+                for p in partitions {
+                    paused.remove(p);
+                }
+            }
+            Ok(())
         }
 
         /// The codec (schema, subject, resolution cache).
         pub fn codec(&self) -> &Codec<T> {
-            &self.codec
+            &self.shared.codec
         }
 
         /// How many records a batch holds at most (the profile's `max_poll_records`).
         pub fn batch_size(&self) -> usize {
-            self.batch
+            self.shared.batch
         }
 
         /// With auto commit, a record counts as processed when the next is asked for.
         fn store_previous(&self) -> Result<()> {
-            if !self.auto_commit {
+            if !self.shared.auto_commit {
                 return Ok(());
             }
             let prev = self
+                .shared
                 .pending_store
                 .lock()
                 .map(|mut p| p.take())
@@ -658,11 +718,17 @@ macro_rules! offset_methods {
             Ok(())
         }
 
-        fn remember(&self, m: &BorrowedMessage<'_>) {
-            if self.auto_commit {
-                if let Ok(mut p) = self.pending_store.lock() {
-                    *p = Some((m.topic().to_string(), m.partition(), m.offset()));
-                }
+        fn reach(&self) -> &Reachability {
+            &self.inner.context().reach
+        }
+
+        /// Commits what auto commit counts as processed and fails fast on a known
+        /// authentication failure: the start of every poll.
+        fn begin_poll(&self) -> Result<()> {
+            self.store_previous()?;
+            match self.auth_failure() {
+                Some(e) => Err(e),
+                None => Ok(()),
             }
         }
 
@@ -678,8 +744,106 @@ macro_rules! offset_methods {
     };
 }
 
+/// What [`Consumer`] and [`BlockingConsumer`] share: everything but the librdkafka handle, and
+/// what they do before and after a poll.
+struct Shared<T> {
+    codec: Codec<T>,
+    batch: usize,
+    auto_commit: bool,
+    keep_payloads: bool,
+    pending_store: Mutex<Option<(String, i32, i64)>>,
+    unreachable_timeout: Duration,
+}
+
+/// What to do after a wait for a message ended without one.
+enum Idle<T> {
+    /// Wait again (the deadline is not reached).
+    Wait,
+    /// The cluster has been suspect for the unreachable timeout: check, waiting at most this
+    /// long, whether a broker is reachable.
+    Probe(Duration),
+    /// Return this.
+    Done(Result<Consumed<T>>),
+}
+
+impl<T: Model> Shared<T> {
+    /// Until when the next wait may last: the deadline, or earlier when a connection failed
+    /// (then the wait ends when the cluster has been suspect for the unreachable timeout).
+    fn wait_until(&self, reach: &Reachability, deadline: Instant) -> Instant {
+        match reach.suspect_since() {
+            Some(since) => deadline.min((since + self.unreachable_timeout).max(Instant::now())),
+            None => deadline,
+        }
+    }
+
+    /// After a wait that ended without a message.
+    fn idle(&self, reach: &Reachability, deadline: Instant, auth: Option<Error>) -> Idle<T> {
+        if let Some(e) = auth {
+            return Idle::Done(Err(e));
+        }
+        let now = Instant::now();
+        if reach
+            .suspect_since()
+            .is_some_and(|since| now >= since + self.unreachable_timeout)
+        {
+            let left = deadline.saturating_duration_since(now);
+            return Idle::Probe(left.clamp(MIN_PROBE, MAX_PROBE));
+        }
+        if now >= deadline {
+            Idle::Done(Ok(Consumed::Timeout))
+        } else {
+            Idle::Wait
+        }
+    }
+
+    /// What the poll returns after [`idle`](Self::idle) (and the check for a broker it asked
+    /// for), if it returns: `None` to wait again.
+    fn after_idle(
+        &self,
+        idle: Idle<T>,
+        reach: &Reachability,
+        deadline: Instant,
+    ) -> Option<Result<Consumed<T>>> {
+        match idle {
+            Idle::Wait => None,
+            Idle::Done(r) => Some(r),
+            Idle::Probe(_) => match reach.error() {
+                Some(e) => Some(Err(e)),
+                None => (Instant::now() >= deadline).then_some(Ok(Consumed::Timeout)),
+            },
+        }
+    }
+
+    /// The writer schema a polled message needs fetched before it can be decoded.
+    fn schema_to_fetch(&self, m: &BorrowedMessage<'_>) -> Option<u32> {
+        schema_id_of(m).filter(|id| !self.codec.is_prepared(*id))
+    }
+
+    /// With auto commit, the polled message is stored when the next one is asked for.
+    fn remember(&self, m: &BorrowedMessage<'_>) {
+        if self.auto_commit {
+            if let Ok(mut p) = self.pending_store.lock() {
+                *p = Some((m.topic().to_string(), m.partition(), m.offset()));
+            }
+        }
+    }
+
+    /// Turns a polled message into what the poll gave; `prepared` is the outcome of fetching
+    /// its writer schema.
+    fn finish(&self, m: &BorrowedMessage<'_>, prepared: Result<()>) -> Result<Consumed<T>> {
+        self.remember(m);
+        if let Err(e) = prepared {
+            return Err(Error::Decode {
+                raw: Box::new(RawMessage::from_message(m)),
+                source: Box::new(e),
+            });
+        }
+        decode(&self.codec, m, self.keep_payloads)
+    }
+}
+
 /// Decodes a polled message, with the writer schema already prepared.
-fn finish<T: Model>(
+fn decode<T: Model>(
     codec: &Codec<T>,
     m: &BorrowedMessage<'_>,
     keep_payload: bool,
@@ -768,12 +932,9 @@ fn schema_id_of(m: &BorrowedMessage<'_>) -> Option<u32> {
 /// # }
 /// ```
 pub struct Consumer<T> {
-    inner: StreamConsumer<Context>,
-    codec: Codec<T>,
-    batch: usize,
-    auto_commit: bool,
-    keep_payloads: bool,
-    pending_store: Mutex<Option<(String, i32, i64)>>,
+    /// Shared with the blocking thread that checks, during an outage, whether a broker is back.
+    inner: Arc<StreamConsumer<Context>>,
+    shared: Shared<T>,
 }
 
 impl<T> fmt::Debug for Consumer<T> {
@@ -794,7 +955,7 @@ impl<T: Model> Consumer<T> {
         &self,
         record: &Record<T>,
     ) -> Result<K> {
-        let (keys, key) = key_codec(&self.codec, record)?;
+        let (keys, key) = key_codec(&self.shared.codec, record)?;
         keys.decode(key).await
     }
 
@@ -803,32 +964,51 @@ impl<T: Model> Consumer<T> {
         self.inner.group_metadata()
     }
 
+    /// Checks whether a broker is reachable, waiting at most `wait` (on a blocking thread).
+    async fn probe(&self, wait: Duration) {
+        match self.reach().start_probe() {
+            Some(probe) => {
+                let inner = self.inner.clone();
+                let up = tokio::task::spawn_blocking(move || inner.fetch_metadata(None, wait))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                probe.done(up);
+            }
+            // Another poll is checking; its answer counts.
+            None => tokio::time::sleep(wait).await,
+        }
+    }
+
     /// Waits up to `timeout` for the next message.
+    ///
+    /// Fails with the retriable [`Error::BrokersUnreachable`] once no broker has been reachable
+    /// for the [unreachable timeout](ConsumerBuilder::unreachable_timeout), and with
+    /// [`Error::Decode`] for a message that cannot be decoded.
     pub async fn consume_one(&self, timeout: Duration) -> Result<Consumed<T>> {
-        self.store_previous()?;
-        if let Some(e) = self.auth_failure() {
-            return Err(e);
-        }
-        let m = match tokio::time::timeout(timeout, self.inner.recv()).await {
-            Err(_) => {
-                return match self.auth_failure() {
-                    Some(e) => Err(e),
-                    None => Ok(Consumed::Timeout),
-                }
+        self.begin_poll()?;
+        let deadline = Instant::now() + timeout;
+        let m = loop {
+            let until = self.shared.wait_until(self.reach(), deadline);
+            match tokio::time::timeout_at(until.into(), self.inner.recv()).await {
+                Ok(Err(e)) if is_reconnecting(&e) => continue,
+                Ok(m) => break m?,
+                Err(_) => {}
             }
-            Ok(m) => m?,
+            let idle = self
+                .shared
+                .idle(self.reach(), deadline, self.auth_failure());
+            if let Idle::Probe(wait) = idle {
+                self.probe(wait).await;
+            }
+            if let Some(r) = self.shared.after_idle(idle, self.reach(), deadline) {
+                return r;
+            }
         };
-        if let Some(id) = schema_id_of(&m).filter(|id| !self.codec.is_prepared(*id)) {
-            if let Err(e) = self.codec.prepare(id).await {
-                self.remember(&m);
-                return Err(Error::Decode {
-                    raw: Box::new(RawMessage::from_message(&m)),
-                    source: Box::new(e),
-                });
-            }
-        }
-        self.remember(&m);
-        finish(&self.codec, &m, self.keep_payloads)
+        let prepared = match self.shared.schema_to_fetch(&m) {
+            Some(id) => self.shared.codec.prepare(id).await,
+            None => Ok(()),
+        };
+        self.shared.finish(&m, prepared)
     }
 
     /// Up to `max` messages (default: the profile's batch size), waiting at most `timeout` in all;
@@ -838,7 +1018,7 @@ impl<T: Model> Consumer<T> {
         max: Option<usize>,
         timeout: Duration,
     ) -> Result<Vec<Consumed<T>>> {
-        let max = max.unwrap_or(self.batch);
+        let max = max.unwrap_or(self.shared.batch);
         let deadline = Instant::now() + timeout;
         let mut out = Vec::with_capacity(max.min(1024));
         while out.len() < max {
@@ -855,7 +1035,8 @@ impl<T: Model> Consumer<T> {
     }
 
     /// The messages as a `Stream`, without timeouts: each item is a record, a tombstone or an
-    /// error.
+    /// error — during an outage, [`Error::BrokersUnreachable`] about once a second, so that a
+    /// stream never waits silently on a cluster that is gone.
     pub fn stream(&self) -> impl Stream<Item = Result<Consumed<T>>> + '_ {
         futures_util::stream::unfold(self, |c| async move {
             loop {
@@ -871,11 +1052,7 @@ impl<T: Model> Consumer<T> {
 /// [`Consumer`] for synchronous code: waits on the calling thread.
 pub struct BlockingConsumer<T> {
     inner: BaseConsumer<Context>,
-    codec: Codec<T>,
-    batch: usize,
-    auto_commit: bool,
-    keep_payloads: bool,
-    pending_store: Mutex<Option<(String, i32, i64)>>,
+    shared: Shared<T>,
 }
 
 impl<T> fmt::Debug for BlockingConsumer<T> {
@@ -889,44 +1066,51 @@ impl<T> fmt::Debug for BlockingConsumer<T> {
 impl<T: Model> BlockingConsumer<T> {
     offset_methods!();
 
-    /// Waits up to `timeout` for the next message.
-    pub fn consume_one(&self, timeout: Duration) -> Result<Consumed<T>> {
-        self.store_previous()?;
-        if let Some(e) = self.auth_failure() {
-            return Err(e);
+    /// Checks whether a broker is reachable, waiting at most `wait`.
+    fn probe(&self, wait: Duration) {
+        match self.reach().start_probe() {
+            Some(probe) => probe.done(self.inner.fetch_metadata(None, wait).is_ok()),
+            None => std::thread::sleep(wait),
         }
-        // poll also returns nothing after serving another event (a rebalance): poll again
-        // until the time is up.
+    }
+
+    /// Waits up to `timeout` for the next message; see [`Consumer::consume_one`].
+    pub fn consume_one(&self, timeout: Duration) -> Result<Consumed<T>> {
+        self.begin_poll()?;
         let deadline = Instant::now() + timeout;
         let m = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.inner.poll(left) {
+            let until = self.shared.wait_until(self.reach(), deadline);
+            // poll also returns nothing after serving another event (a rebalance): poll again
+            // until the time is up.
+            match self
+                .inner
+                .poll(until.saturating_duration_since(Instant::now()))
+            {
+                Some(Err(e)) if is_reconnecting(&e) => continue,
                 Some(m) => break m?,
-                None if !left.is_zero() => continue,
-                None => {
-                    return match self.auth_failure() {
-                        Some(e) => Err(e),
-                        None => Ok(Consumed::Timeout),
-                    }
-                }
+                None if Instant::now() < until => continue,
+                None => {}
+            }
+            let idle = self
+                .shared
+                .idle(self.reach(), deadline, self.auth_failure());
+            if let Idle::Probe(wait) = idle {
+                self.probe(wait);
+            }
+            if let Some(r) = self.shared.after_idle(idle, self.reach(), deadline) {
+                return r;
             }
         };
-        if let Some(id) = schema_id_of(&m).filter(|id| !self.codec.is_prepared(*id)) {
-            if let Err(e) = crate::util::block_on(self.codec.prepare(id)) {
-                self.remember(&m);
-                return Err(Error::Decode {
-                    raw: Box::new(RawMessage::from_message(&m)),
-                    source: Box::new(e),
-                });
-            }
-        }
-        self.remember(&m);
-        finish(&self.codec, &m, self.keep_payloads)
+        let prepared = match self.shared.schema_to_fetch(&m) {
+            Some(id) => crate::util::block_on(self.shared.codec.prepare(id)),
+            None => Ok(()),
+        };
+        self.shared.finish(&m, prepared)
     }
 
     /// Decodes an Avro-encoded key; see [`Consumer::decode_key`].
     pub fn decode_key<K: crate::avro::Avro + 'static>(&self, record: &Record<T>) -> Result<K> {
-        let (keys, key) = key_codec(&self.codec, record)?;
+        let (keys, key) = key_codec(&self.shared.codec, record)?;
         let id = crate::wire::parse(key)?.schema_id;
         if !keys.is_prepared(id) {
             crate::util::block_on(keys.prepare(id))?;
@@ -936,7 +1120,7 @@ impl<T: Model> BlockingConsumer<T> {
 
     /// Up to `max` messages (default: the profile's batch size) within `timeout`.
     pub fn consume_batch(&self, max: Option<usize>, timeout: Duration) -> Result<Vec<Consumed<T>>> {
-        let max = max.unwrap_or(self.batch);
+        let max = max.unwrap_or(self.shared.batch);
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         while out.len() < max {

@@ -127,6 +127,19 @@ pub enum Error {
     /// The Kafka client reported an error.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+
+    /// No Kafka broker could be reached for longer than the client's `unreachable_timeout`
+    /// (see [`ConsumerBuilder::unreachable_timeout`](crate::consumer::ConsumerBuilder::unreachable_timeout)
+    /// and [`ProducerBuilder::unreachable_timeout`](crate::producer::ProducerBuilder::unreachable_timeout)):
+    /// the cluster is down, or the bootstrap servers are wrong. Retriable: the client keeps
+    /// reconnecting, and the same call succeeds once a broker answers.
+    #[error("no Kafka broker reachable for {:.1} s: {detail}", down_for.as_secs_f64())]
+    BrokersUnreachable {
+        /// How long no broker has been reachable.
+        down_for: std::time::Duration,
+        /// What librdkafka last reported (for example `1/1 brokers are down`).
+        detail: String,
+    },
 }
 
 fn file_location(path: &std::path::Path, line: Option<usize>, column: Option<usize>) -> String {
@@ -183,6 +196,8 @@ pub enum ErrorKind {
     Deserialization,
     /// The Kafka client failed.
     Kafka,
+    /// No Kafka broker could be reached.
+    Connection,
 }
 
 impl ErrorKind {
@@ -199,6 +214,7 @@ impl ErrorKind {
             ErrorKind::Serialization => "serialization",
             ErrorKind::Deserialization => "deserialization",
             ErrorKind::Kafka => "kafka",
+            ErrorKind::Connection => "connection",
         }
     }
 }
@@ -221,14 +237,15 @@ impl Error {
                 ErrorKind::Deserialization
             }
             Error::Kafka(_) => ErrorKind::Kafka,
+            Error::BrokersUnreachable { .. } => ErrorKind::Connection,
             Error::Decode { source, .. } => source.kind(),
         }
     }
 
     /// Whether trying the same operation again later may succeed.
     ///
-    /// True for an unreachable registry, a registry 5xx answer, and Kafka errors that librdkafka
-    /// itself marks retriable; false for bad input (an invalid schema, a corrupt payload, a
+    /// True for an unreachable registry or Kafka cluster, a registry 5xx answer, and Kafka errors
+    /// that librdkafka itself marks retriable; false for bad input (an invalid schema, a corrupt payload, a
     /// configuration mistake, a 4xx answer), which fails the same way every time.
     ///
     /// ```
@@ -239,7 +256,7 @@ impl Error {
     /// ```
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::RegistryTransport { .. } => true,
+            Error::RegistryTransport { .. } | Error::BrokersUnreachable { .. } => true,
             Error::Decode { source, .. } => source.is_retriable(),
             Error::Registry { status, .. } => *status >= 500 || *status == 429,
             Error::Kafka(e) => e
@@ -388,6 +405,21 @@ mod tests {
             RDKafkaErrorCode::Authentication,
         ));
         assert!(!auth.is_retriable());
+    }
+
+    #[test]
+    fn unreachable_brokers_are_a_retriable_connection_error() {
+        let err = Error::BrokersUnreachable {
+            down_for: std::time::Duration::from_millis(5_300),
+            detail: "1/1 brokers are down".into(),
+        };
+        assert!(err.is_retriable());
+        assert_eq!(err.kind(), ErrorKind::Connection);
+        assert_eq!(err.kind().as_str(), "connection");
+        assert_eq!(
+            err.to_string(),
+            "no Kafka broker reachable for 5.3 s: 1/1 brokers are down"
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod guide;
 pub mod model;
 pub mod producer;
 pub mod profiles;
+mod reachability;
 pub mod registry;
 pub mod runner;
 pub mod schema;

@@ -25,9 +25,29 @@
 //! [`murmur2_partitioner`](ProducerBuilder::murmur2_partitioner), keys land on the partitions the
 //! Java client would choose (librdkafka's default hash is CRC32).
 //!
-//! Wrong credentials fail fast: once librdkafka reports an authentication failure, pending and
-//! later sends end with that error instead of waiting for `message.timeout.ms` (5 minutes by
-//! default).
+//! # When the cluster is away
+//!
+//! librdkafka keeps a message and retries it until it is acknowledged or `message.timeout.ms`
+//! has passed. Its own default is 5 minutes (Java's `delivery.timeout.ms`: 2 minutes), during
+//! which a `send` — and the handler or request awaiting it — learns nothing. flowodm defaults it
+//! to **30 s** ([`DEFAULT_DELIVERY_TIMEOUT`]): longer than a broker failover (a KRaft cluster
+//! fences a silent broker after 9 s and elects new leaders at once) or a rolling restart, short
+//! enough that a service's retries, health checks and timeouts can act. Set
+//! `message.timeout.ms` (or its alias `delivery.timeout.ms`) to change it.
+//!
+//! Two cases fail sooner, because waiting cannot help:
+//!
+//! - Wrong credentials: once librdkafka reports an authentication failure, pending and later
+//!   sends end with that error.
+//! - No broker reachable at all (the cluster is down, or the bootstrap servers are wrong): a
+//!   send that has waited [`unreachable_timeout`](ProducerBuilder::unreachable_timeout)
+//!   (default 5 s) while every broker was down fails with the retriable
+//!   [`Error::BrokersUnreachable`]. The messages still queued are withdrawn then (all of them:
+//!   they share the queue), so none of them is written later behind the caller's back: retrying
+//!   is safe, except for a message that had already been sent when the connection was lost —
+//!   the broker may have written it, as with any delivery timeout. Sends made with
+//!   [`send_with_callback`](Producer::send_with_callback) learn of the outage when another send
+//!   or a [`flush`](Producer::flush) notices it, or at the delivery timeout.
 //!
 //! When librdkafka's local queue is full (`queue.buffering.max.messages`), `send` and
 //! `send_blocking` wait for room; `send_with_callback` returns the retriable `QueueFull` error.
@@ -48,6 +68,14 @@ use crate::codec::{Codec, CodecConfig};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::profiles::{Profile, PRODUCTION_DEFAULTS};
+use crate::reachability::{Probe, Reachability, DEFAULT_UNREACHABLE_TIMEOUT, MAX_PROBE};
+
+/// How long librdkafka may try to deliver a message (`message.timeout.ms`) unless configured
+/// otherwise; see the [module docs](self).
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a waiting send checks for an authentication failure or an unreachable cluster.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// Where a message was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,15 +194,38 @@ enum Pending {
 type DeliveryCallback = Box<dyn FnOnce(Result<Delivery>) + Send>;
 
 /// librdkafka's delivery reports, routed to whoever waits for them; and the authentication
-/// failure, if any, so that sends fail fast instead of waiting for `message.timeout.ms`.
+/// failure or the cluster outage, if any, so that sends fail fast instead of waiting for
+/// `message.timeout.ms`.
 #[derive(Default)]
 struct Context {
     auth_error: Mutex<Option<KafkaError>>,
+    reach: Reachability,
+}
+
+impl Context {
+    /// The error of a message that could not be delivered; a message withdrawn because of an
+    /// authentication failure or an outage gets that error.
+    fn delivery_error(&self, e: &KafkaError) -> Error {
+        let purged = matches!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+        );
+        if purged {
+            if let Some(auth) = self.auth_error.lock().ok().and_then(|a| a.clone()) {
+                return Error::Kafka(auth);
+            }
+            if let Some(down) = self.reach.error() {
+                return down;
+            }
+        }
+        Error::Kafka(e.clone())
+    }
 }
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka producer error");
+        self.reach.report(&error, reason);
         if matches!(
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::Authentication)
@@ -191,13 +242,16 @@ impl ProducerContext for Context {
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
         let outcome = match result {
-            Ok(m) => Ok(Delivery {
-                topic: m.topic().to_string(),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp: m.timestamp().to_millis(),
+            Ok(m) => Ok({
+                self.reach.reachable();
+                Delivery {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp: m.timestamp().to_millis(),
+                }
             }),
-            Err((e, _)) => Err(Error::Kafka(e.clone())),
+            Err((e, _)) => Err(self.delivery_error(e)),
         };
         match *pending {
             Pending::Async(tx) => drop(tx.send(outcome)),
@@ -218,6 +272,7 @@ pub struct ProducerBuilder<T> {
     properties: Vec<(String, String)>,
     codec: CodecConfig,
     topic: Option<String>,
+    unreachable_timeout: Duration,
     _model: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -242,6 +297,7 @@ impl<T: Model> ProducerBuilder<T> {
             properties: Vec::new(),
             codec: CodecConfig::default(),
             topic: None,
+            unreachable_timeout: DEFAULT_UNREACHABLE_TIMEOUT,
             _model: std::marker::PhantomData,
         }
     }
@@ -283,6 +339,13 @@ impl<T: Model> ProducerBuilder<T> {
         self
     }
 
+    /// How long a send waits while no broker is reachable before it fails with
+    /// [`Error::BrokersUnreachable`] (default 5 s); see the [module docs](self).
+    pub fn unreachable_timeout(mut self, timeout: Duration) -> Self {
+        self.unreachable_timeout = timeout;
+        self
+    }
+
     /// The librdkafka configuration the producer will have (secrets included: do not log it).
     pub fn client_config(&self) -> rdkafka::ClientConfig {
         let mut c = self.client.kafka().client_config();
@@ -300,6 +363,12 @@ impl<T: Model> ProducerBuilder<T> {
         }
         for (k, v) in &self.properties {
             c.set(k, v);
+        }
+        if c.get("message.timeout.ms").is_none() && c.get("delivery.timeout.ms").is_none() {
+            c.set(
+                "message.timeout.ms",
+                DEFAULT_DELIVERY_TIMEOUT.as_millis().to_string(),
+            );
         }
         c
     }
@@ -321,6 +390,7 @@ impl<T: Model> ProducerBuilder<T> {
             inner: Arc::new(inner),
             codec: Arc::new(codec),
             topic: Arc::from(self.topic.unwrap_or_else(|| T::SETTINGS.topic.to_string())),
+            unreachable_timeout: self.unreachable_timeout,
         })
     }
 }
@@ -344,6 +414,7 @@ pub struct Producer<T> {
     inner: Arc<ThreadedProducer<Context>>,
     codec: Arc<Codec<T>>,
     topic: Arc<str>,
+    unreachable_timeout: Duration,
 }
 
 impl<T> Clone for Producer<T> {
@@ -352,6 +423,7 @@ impl<T> Clone for Producer<T> {
             inner: self.inner.clone(),
             codec: self.codec.clone(),
             topic: self.topic.clone(),
+            unreachable_timeout: self.unreachable_timeout,
         }
     }
 }
@@ -363,6 +435,16 @@ impl<T> fmt::Debug for Producer<T> {
             .field("model", &std::any::type_name::<T>())
             .finish()
     }
+}
+
+/// What a waiting send does next; see [`Producer::check`].
+enum Check<'a> {
+    /// Keep waiting.
+    Wait,
+    /// Fail with this.
+    Fail(Error),
+    /// Ask whether a broker is reachable, then [`conclude`](Producer::conclude).
+    Probe(Probe<'a>),
 }
 
 /// A message ready for librdkafka.
@@ -465,6 +547,56 @@ impl<T: Model> Producer<T> {
         Some(Error::Kafka(err))
     }
 
+    /// Whether a send waiting since `since` should stop waiting: on an authentication failure,
+    /// or — if a broker answering the metadata request says otherwise — when the cluster has been
+    /// suspect for the unreachable timeout while it waited.
+    fn check(&self, since: Instant) -> Check<'_> {
+        if let Some(e) = self.auth_failure() {
+            return Check::Fail(e);
+        }
+        let reach = &self.inner.context().reach;
+        let due = reach
+            .suspect_since()
+            .is_some_and(|s| Instant::now() >= s.max(since) + self.unreachable_timeout);
+        if !due {
+            return Check::Wait;
+        }
+        match reach.start_probe() {
+            Some(probe) => Check::Probe(probe),
+            // Another send is checking; if no broker answers, it withdraws this message too.
+            None => Check::Wait,
+        }
+    }
+
+    /// Takes the answer of a [`Check::Probe`]: `up` if a broker answered. If none did, the
+    /// queued messages are withdrawn, so that none is delivered after its sender was told it
+    /// failed, and their senders get the error.
+    fn conclude(&self, probe: Probe<'_>, up: bool) -> Option<Error> {
+        probe.done(up);
+        if up {
+            return None;
+        }
+        let err = self.inner.context().reach.error()?;
+        self.inner.purge(
+            rdkafka::producer::PurgeConfig::default()
+                .queue()
+                .non_blocking(),
+        );
+        Some(err)
+    }
+
+    /// [`check`](Self::check) and, if needed, the metadata request, on this thread.
+    fn give_up_blocking(&self, since: Instant) -> Option<Error> {
+        match self.check(since) {
+            Check::Wait => None,
+            Check::Fail(e) => Some(e),
+            Check::Probe(probe) => {
+                let up = self.inner.client().fetch_metadata(None, MAX_PROBE).is_ok();
+                self.conclude(probe, up)
+            }
+        }
+    }
+
     /// Sends `value` and resolves when the broker acknowledges it.
     pub async fn send(&self, value: &T) -> Result<Delivery> {
         self.send_record(OutRecord::new(value)).await
@@ -473,23 +605,37 @@ impl<T: Model> Producer<T> {
     /// Sends a record (explicit key, partition, timestamp, headers, or a tombstone) and resolves
     /// when the broker acknowledges it.
     pub async fn send_record(&self, record: OutRecord<'_, T>) -> Result<Delivery> {
+        let since = Instant::now();
         let rx = self.enqueue_async(record).await?;
-        self.wait(rx).await
+        self.wait(rx, since).await
     }
 
-    /// Waits for a delivery report, failing early when authentication failed.
+    /// Waits for a delivery report, failing early when authentication failed or no broker is
+    /// reachable.
     async fn wait(
         &self,
         mut rx: tokio::sync::oneshot::Receiver<Result<Delivery>>,
+        since: Instant,
     ) -> Result<Delivery> {
         loop {
-            match tokio::time::timeout(Duration::from_millis(500), &mut rx).await {
+            match tokio::time::timeout(CHECK_EVERY, &mut rx).await {
                 Ok(result) => return result.unwrap_or_else(|_| Err(producer_closed())),
-                Err(_) => {
-                    if let Some(e) = self.auth_failure() {
-                        return Err(e);
+                Err(_) => match self.check(since) {
+                    Check::Wait => {}
+                    Check::Fail(e) => return Err(e),
+                    Check::Probe(probe) => {
+                        // The metadata request waits for a broker on a blocking thread.
+                        let inner = self.inner.clone();
+                        let up = tokio::task::spawn_blocking(move || {
+                            inner.client().fetch_metadata(None, MAX_PROBE).is_ok()
+                        })
+                        .await
+                        .unwrap_or(false);
+                        if let Some(e) = self.conclude(probe, up) {
+                            return Err(e);
+                        }
                     }
-                }
+                },
             }
         }
     }
@@ -539,6 +685,7 @@ impl<T: Model> Producer<T> {
         I: IntoIterator<Item = &'v T>,
         T: 'v,
     {
+        let since = Instant::now();
         let mut waiting = Vec::new();
         for v in values {
             waiting.push(self.enqueue_async(OutRecord::new(v)).await);
@@ -546,7 +693,7 @@ impl<T: Model> Producer<T> {
         let mut out = Vec::with_capacity(waiting.len());
         for w in waiting {
             out.push(match w {
-                Ok(rx) => self.wait(rx).await,
+                Ok(rx) => self.wait(rx, since).await,
                 Err(e) => Err(e),
             });
         }
@@ -567,7 +714,8 @@ impl<T: Model> Producer<T> {
         record: OutRecord<'_, T>,
         timeout: Duration,
     ) -> Result<Delivery> {
-        let deadline = Instant::now() + timeout;
+        let since = Instant::now();
+        let deadline = since + timeout;
         if let Some(e) = self.auth_failure() {
             return Err(e);
         }
@@ -588,12 +736,23 @@ impl<T: Model> Producer<T> {
                 Err((e, None)) => return Err(e),
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        rx.recv_timeout(left).unwrap_or_else(|_| {
-            Err(Error::Kafka(KafkaError::MessageProduction(
-                RDKafkaErrorCode::MessageTimedOut,
-            )))
-        })
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left.min(CHECK_EVERY)) {
+                Ok(result) => return result,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(producer_closed()),
+                Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() => {
+                    return Err(Error::Kafka(KafkaError::MessageProduction(
+                        RDKafkaErrorCode::MessageTimedOut,
+                    )))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(e) = self.give_up_blocking(since) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
     }
 
     /// Queues `value` and returns; `callback` receives the delivery result on librdkafka's
@@ -614,15 +773,17 @@ impl<T: Model> Producer<T> {
         self.enqueue(&prepared, pending).map_err(|(e, _)| e)
     }
 
-    /// Waits up to `timeout` until every queued message is delivered (or failed).
+    /// Waits up to `timeout` until every queued message is delivered (or failed); fails early,
+    /// like a send, when no broker is reachable.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let since = Instant::now();
+        let deadline = since + timeout;
         loop {
-            if let Some(e) = self.auth_failure() {
+            if let Some(e) = self.give_up_blocking(since) {
                 return Err(e);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.inner.flush(left.min(Duration::from_millis(500))) {
+            match self.inner.flush(left.min(CHECK_EVERY)) {
                 Ok(()) => return Ok(()),
                 Err(_) if !left.is_zero() && self.inner.in_flight_count() > 0 => continue,
                 Err(e) => return Err(Error::Kafka(e)),

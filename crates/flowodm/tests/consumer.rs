@@ -631,3 +631,250 @@ async fn avro_keys_have_their_own_subject() {
         .unwrap()
         .contains(&format!("{topic}-key")));
 }
+
+/// A client of the stack's registry and of Kafka at `bootstrap`, reconnecting at least every
+/// 500 ms so that a broker coming back is noticed quickly.
+fn client_at(bootstrap: &str) -> Client {
+    Client::new(
+        KafkaConfig::new(bootstrap).set("reconnect.backoff.max.ms", "500"),
+        SchemaRegistryClient::new(&registry_url()).unwrap(),
+    )
+}
+
+/// Polls until something other than a timeout comes, for at most `limit`.
+async fn first_non_timeout(
+    consumer: &flowodm::consumer::Consumer<Event>,
+    limit: Duration,
+) -> flowodm::Result<Consumed<Event>> {
+    let started = std::time::Instant::now();
+    loop {
+        match consumer.consume_one(Duration::from_millis(500)).await {
+            Ok(Consumed::Timeout) if started.elapsed() < limit => continue,
+            other => return other,
+        }
+    }
+}
+
+fn assert_unreachable(err: &Error) {
+    assert!(matches!(err, Error::BrokersUnreachable { .. }), "{err:?}");
+    assert!(err.is_retriable(), "{err:?}");
+    assert_eq!(err.kind(), flowodm::ErrorKind::Connection);
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_is_a_retriable_connection_error_not_endless_timeouts() {
+    // Nothing listens on port 1.
+    let consumer = client_at("127.0.0.1:1")
+        .consumer::<Event>()
+        .group(unique_name("g"))
+        .unreachable_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = first_non_timeout(&consumer, Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    assert_unreachable(&err);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    eprintln!("consumer: unreachable after {:?}", started.elapsed());
+    // It keeps saying so, without spinning: each poll still waits for a broker.
+    let again = std::time::Instant::now();
+    let err = consumer
+        .consume_one(Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert_unreachable(&err);
+    assert!(again.elapsed() >= Duration::from_millis(100));
+
+    // The blocking consumer too, and a stream yields the error instead of waiting forever.
+    let group = unique_name("g");
+    let blocking = tokio::task::spawn_blocking(move || {
+        let c = client_at("127.0.0.1:1")
+            .consumer::<Event>()
+            .group(group)
+            .unreachable_timeout(Duration::from_secs(1))
+            .build_blocking()
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            match c.consume_one(Duration::from_millis(500)) {
+                Ok(Consumed::Timeout) if started.elapsed() < Duration::from_secs(20) => {}
+                other => return (other, started.elapsed()),
+            }
+        }
+    });
+    let mut stream = std::pin::pin!(consumer.stream());
+    let stream_err = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("the stream yields within 20 s")
+        .expect("an item")
+        .unwrap_err();
+    assert_unreachable(&stream_err);
+    let (polled, took) = blocking.await.unwrap();
+    assert_unreachable(&polled.unwrap_err());
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+/// Forwards every connection to `port` on loopback to `upstream`, from now on.
+fn forward(port: u16, upstream: String) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+    std::thread::spawn(move || {
+        for downstream in listener.incoming().flatten() {
+            let Ok(up) = std::net::TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut d2, mut u2) = (downstream.try_clone().unwrap(), up.try_clone().unwrap());
+            let (mut d, mut u) = (downstream, up);
+            std::thread::spawn(move || drop(std::io::copy(&mut d, &mut u)));
+            std::thread::spawn(move || drop(std::io::copy(&mut u2, &mut d2)));
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_cluster_that_comes_back_ends_the_outage() {
+    let topic = new_topic("consumer-outage", 1).await;
+    produce(&topic, 0..1).await;
+    // A port nothing listens on yet; later it forwards to the stack's broker, which then
+    // advertises its own address: the clients bootstrap through the port and carry on directly.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let consumer = client_at(&bootstrap)
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(unique_name("g"))
+        .unreachable_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let producer = client_at(&bootstrap)
+        .producer::<Event>()
+        .topic(&topic)
+        .unreachable_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert_unreachable(
+        &first_non_timeout(&consumer, Duration::from_secs(20))
+            .await
+            .unwrap_err(),
+    );
+    assert_unreachable(&producer.send(&event(1)).await.unwrap_err());
+
+    forward(port, bootstrap_servers());
+    // The waiting messages come; the producer delivers again.
+    let started = std::time::Instant::now();
+    let record = loop {
+        match consumer.consume_one(Duration::from_millis(500)).await {
+            Ok(Consumed::Record(r)) => break r,
+            Ok(Consumed::Timeout) | Err(Error::BrokersUnreachable { .. })
+                if started.elapsed() < Duration::from_secs(20) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(record.value, event(0));
+    let delivery = producer.send(&event(2)).await.unwrap();
+    assert_eq!(
+        delivery.offset, 1,
+        "the failed send was withdrawn, not written"
+    );
+    // Polling a healthy, idle cluster times out again.
+    let Consumed::Record(r) = consumer.consume_one(WAIT).await.unwrap() else {
+        panic!("expected the record just sent")
+    };
+    assert_eq!(r.value, event(2));
+    for _ in 0..3 {
+        assert_times_out(&consumer).await;
+    }
+}
+
+/// Asserts that a short poll finds nothing.
+async fn assert_times_out(consumer: &flowodm::consumer::Consumer<Event>) {
+    let polled = consumer.consume_one(Duration::from_millis(300)).await;
+    assert_eq!(polled.unwrap(), Consumed::Timeout);
+}
+
+#[tokio::test]
+async fn a_healthy_cluster_is_never_reported_unreachable() {
+    let topic = new_topic("consumer-healthy", 2).await;
+    produce(&topic, 0..20).await;
+    let consumer = client()
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(unique_name("g"))
+        .unreachable_timeout(Duration::ZERO)
+        .build()
+        .unwrap();
+    let mut seen = 0;
+    while seen < 20 {
+        match consumer.consume_one(WAIT).await.unwrap() {
+            Consumed::Record(_) => seen += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_times_out(&consumer).await;
+}
+
+#[tokio::test]
+async fn partitions_paused_when_revoked_are_fetched_when_assigned_again() {
+    let topic = new_topic("consumer-pause-revoke", 2).await;
+    let producer = client().producer::<Event>().topic(&topic).build().unwrap();
+    for i in 0..40 {
+        let e = event(i);
+        let record = OutRecord::new(&e).partition((i % 2) as i32);
+        producer.send_record(record).await.unwrap();
+    }
+    let group = unique_name("g");
+    let member = || {
+        client()
+            .consumer::<Event>()
+            .topics([&topic])
+            .group(&group)
+            .set("heartbeat.interval.ms", "300")
+            .set("session.timeout.ms", "6000")
+            .build()
+            .unwrap()
+    };
+    let first = member();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while first.assignment().unwrap().len() < 2 {
+        let _ = first.consume_one(Duration::from_millis(100)).await.unwrap();
+        assert!(std::time::Instant::now() < deadline, "never assigned");
+    }
+    // Paused (as a loop does under backpressure), then the partitions go in a rebalance.
+    first.pause(&first.assignment().unwrap()).unwrap();
+    let second = member();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let _ = second
+            .consume_one(Duration::from_millis(100))
+            .await
+            .unwrap();
+        let _ = first.consume_one(Duration::from_millis(100)).await;
+        if first.assignment().unwrap().len() == 1 && second.assignment().unwrap().len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no rebalance");
+    }
+    // Like a Java consumer, a newly assigned partition is fetched, whatever was paused before.
+    let mine = first.assignment().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let _ = second.consume_one(Duration::from_millis(50)).await;
+            if let Consumed::Record(r) =
+                first.consume_one(Duration::from_millis(100)).await.unwrap()
+            {
+                return r;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("nothing fetched from the reassigned {mine:?}"));
+    assert_eq!(got.partition, mine[0].partition);
+}

@@ -295,3 +295,85 @@ fn profiles_set_producer_properties_and_overrides_win() {
     assert_eq!(c.get("retries"), Some("3"));
     assert_eq!(c.get("max.in.flight.requests.per.connection"), Some("1"));
 }
+
+fn assert_unreachable(err: &Error) {
+    assert!(matches!(err, Error::BrokersUnreachable { .. }), "{err:?}");
+    assert!(err.is_retriable(), "{err:?}");
+    assert_eq!(err.kind(), flowodm::ErrorKind::Connection);
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_fails_sends_fast_with_a_retriable_connection_error() {
+    // Nothing listens on port 1; the registry is the stack's.
+    let client = Client::new(
+        KafkaConfig::new("127.0.0.1:1"),
+        SchemaRegistryClient::new(&registry_url()).unwrap(),
+    );
+    let producer = client
+        .producer::<Ping>()
+        .topic(unique_name("unreachable"))
+        .unreachable_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = producer.send(&ping(1)).await.unwrap_err();
+    assert_unreachable(&err);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    eprintln!("producer: unreachable after {:?}: {err}", started.elapsed());
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    assert_eq!(producer.in_flight(), 0, "the message was withdrawn");
+
+    // Blocking sends, and a fire-and-forget send whose outage a flush notices.
+    let p = producer.clone();
+    let (blocking, flushed, callback) = tokio::task::spawn_blocking(move || {
+        let blocking = p.send_blocking(&ping(2), Duration::from_secs(60));
+        let (tx, rx) = mpsc::channel();
+        p.send_with_callback(&ping(3), move |r| tx.send(r).unwrap())
+            .unwrap();
+        let flushed = p.flush(Duration::from_secs(60));
+        let callback = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        (blocking, flushed, callback)
+    })
+    .await
+    .unwrap();
+    assert_unreachable(&blocking.unwrap_err());
+    assert_unreachable(&flushed.unwrap_err());
+    assert_unreachable(&callback.unwrap_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn deliveries_time_out_after_30_s_unless_configured() {
+    let c = client().producer::<Ping>().client_config();
+    assert_eq!(c.get("message.timeout.ms"), Some("30000"));
+    assert_eq!(
+        flowodm::producer::DEFAULT_DELIVERY_TIMEOUT,
+        Duration::from_secs(30)
+    );
+    for profile in Profile::ALL {
+        let c = client().producer::<Ping>().profile(profile).client_config();
+        assert_eq!(c.get("message.timeout.ms"), Some("30000"), "{profile}");
+    }
+    // Either name of the setting wins, and only one is set.
+    let c = client()
+        .producer::<Ping>()
+        .set("delivery.timeout.ms", "120000")
+        .client_config();
+    assert_eq!(
+        (c.get("delivery.timeout.ms"), c.get("message.timeout.ms")),
+        (Some("120000"), None)
+    );
+    let c = client()
+        .producer::<Ping>()
+        .set("message.timeout.ms", "5000")
+        .client_config();
+    assert_eq!(c.get("message.timeout.ms"), Some("5000"));
+}
