@@ -606,7 +606,15 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         // them).
         let consumer = self
             .consumer
-            .before_revoke(move |revoked| drain_state.revoke(revoked, grace))
+            .before_revoke(move |revoked| {
+                if grace.is_zero() {
+                    drain_state.revoke(revoked, grace);
+                } else {
+                    // The callback runs inside a poll on a runtime worker, and the handler tasks
+                    // queued on that worker could not run while it waits: hand them over first.
+                    tokio::task::block_in_place(|| drain_state.revoke(revoked, grace));
+                }
+            })
             .build()?;
         let consumer = Arc::new(consumer);
         let dlq = Arc::new(DeadLetters::new(

@@ -924,7 +924,9 @@ async fn an_ack_can_dead_letter_its_message_with_the_original_bytes() {
     );
     assert_eq!(headers["flowodm.original.offset"], "3");
     // The original bytes decode to the original message.
-    let codec = flowodm::codec::Codec::<Job>::new(SchemaRegistryClient::new(&registry_url()).unwrap()).unwrap();
+    let codec =
+        flowodm::codec::Codec::<Job>::new(SchemaRegistryClient::new(&registry_url()).unwrap())
+            .unwrap();
     let job = codec.decode(m.payload().unwrap()).await.unwrap();
     assert_eq!(job.seq, 3);
 }

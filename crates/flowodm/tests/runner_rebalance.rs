@@ -430,9 +430,6 @@ async fn members_joining_and_leaving_lose_nothing_and_never_redo_committed_work(
 /// When a member joins, the others' revoked partitions must only wait for their in-flight
 /// messages (milliseconds here), which then count as done: nobody handles them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "fails: the loop's revocation drain blocks the runtime worker that polls, and a \
-            handler task queued on that worker cannot run until the drain gives up after the \
-            whole shutdown timeout; its message is then handled again by the new owner"]
 async fn a_revocation_finishes_in_flight_work_without_waiting_out_the_timeout() {
     let (topic, _) = topic_with_tasks().await;
     let group = unique_name("runner-rebalance-g");
