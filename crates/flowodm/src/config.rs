@@ -332,6 +332,12 @@ impl KafkaConfig {
         self
     }
 
+    /// The librdkafka properties set explicitly (by [`set`](Self::set), the passthrough, a
+    /// file's `[kafka.properties]`), which win over what flowodm would set itself.
+    pub(crate) fn properties(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Sets the security protocol.
     pub fn security_protocol(mut self, protocol: SecurityProtocol) -> Self {
         self.security_protocol = protocol;

@@ -450,6 +450,11 @@ impl<T: Model> ConsumerBuilder<T> {
         for (k, v) in self.profile.consumer_properties() {
             c.set(k, v);
         }
+        // Properties the application set on its KafkaConfig win over flowodm's choices, as they
+        // do for producers; except that flowodm decides when offsets are stored.
+        for (k, v) in self.client.kafka().properties() {
+            c.set(k, v);
+        }
         c.set("enable.auto.offset.store", "false");
         for (k, v) in &self.properties {
             c.set(k, v);
