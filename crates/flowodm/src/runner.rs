@@ -1481,12 +1481,7 @@ where
             }
             Decision::DeadLetter => {
                 self.dlq.send(failure).await.map_err(TxnFailure::Retry)?;
-                metrics.dead_lettered.increment(1);
-                metrics.failed.increment(1);
-                self.counts
-                    .dead_lettered
-                    .fetch_add(1, AtomicOrdering::Relaxed);
-                self.counts.failed.fetch_add(1, AtomicOrdering::Relaxed);
+                count_dead_letter(&metrics, &self.counts);
                 Ok(())
             }
         }
@@ -1765,13 +1760,7 @@ where
         // Storing fails only for a partition this member no longer holds (its revocation timed
         // out): the new owner re-delivers the message, which at-least-once allows; not a reason
         // to stop the loop.
-        let done = |this: &Self| {
-            if let Some(upto) = this.state.complete(tp, epoch, offset) {
-                if let Err(e) = this.consumer.store_offset(&tp.topic, tp.partition, upto) {
-                    tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
-                }
-            }
-        };
+        let done = |this: &Self| finish_offset(&this.state, &this.consumer, tp, epoch, offset);
         let record = match item {
             Item::Tombstone(_) => {
                 done(self);
@@ -1820,7 +1809,7 @@ where
                 .acquire_owned()
                 .await
                 .expect("never closed");
-            let ack = self.ack(tp, epoch, offset, raw.clone(), attempts, permit);
+            let ack = self.ack(tp, epoch, offset, raw.clone(), attempts, permit, metrics);
             let valid = ack.valid.clone();
             let started = Instant::now();
             // A panicking handler is a fatal failure of its message (as in `run_blocking`),
@@ -1848,12 +1837,8 @@ where
             self.gate.record(ok, probe, &tp.topic);
             let e = match outcome {
                 Ok(()) => {
+                    // Counted as processed when its Ack is done.
                     handled = true;
-                    metrics.processed.increment(1);
-                    self.state
-                        .stats
-                        .processed
-                        .fetch_add(1, AtomicOrdering::Relaxed);
                     break;
                 }
                 Err(e) => e,
@@ -1916,6 +1901,7 @@ where
     }
 
     /// The acknowledgement of one handler call on the message at `offset`.
+    #[allow(clippy::too_many_arguments)]
     fn ack(
         &self,
         tp: &TopicPartition,
@@ -1924,6 +1910,7 @@ where
         raw: Arc<RawMessage>,
         attempts: u32,
         permit: tokio::sync::OwnedSemaphorePermit,
+        metrics: &LoopMetrics,
     ) -> Ack
     where
         T: 'static,
@@ -1936,26 +1923,27 @@ where
         let dlq = self.dlq.clone();
         let stop = self.stop.clone();
         let (first, max) = (self.retry_delay, self.max_retry_delay);
+        let processed = metrics.processed.clone();
+        let (dead_lettered, failed) = (metrics.dead_lettered.clone(), metrics.failed.clone());
         state.started(&tp);
         Ack::new(Box::new(move |how: AckEnd| {
-            let finish = move |finished: bool| {
+            // `finished`: the offset may be committed; in-flight and the permit end either way.
+            let end = move |finished: bool| {
                 if finished && commit {
-                    if let Some(upto) = state.complete(&tp, epoch, offset) {
-                        if let Err(e) = consumer.store_offset(&tp.topic, tp.partition, upto) {
-                            tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
-                        }
-                    }
+                    finish_offset(&state, &consumer, &tp, epoch, offset);
                 }
                 state.finished(&tp);
                 drop(permit);
-                state.clone()
+                state
             };
             match how {
                 AckEnd::Done => {
-                    finish(true);
+                    processed.increment(1);
+                    let state = end(true);
+                    state.stats.processed.fetch_add(1, AtomicOrdering::Relaxed);
                 }
                 AckEnd::Void => {
-                    finish(false);
+                    end(false);
                 }
                 AckEnd::DeadLetter(reason) => {
                     runtime.spawn(async move {
@@ -1966,30 +1954,19 @@ where
                             kind: "handler",
                             message: reason,
                         };
-                        let mut attempt = 0;
-                        loop {
-                            match dlq.send(&failure).await {
-                                Ok(()) => break,
-                                Err(e) if !stop.is_cancelled() => {
-                                    tracing::warn!(error = %e, "writing to the dead-letter topic failed; retrying");
-                                    tokio::time::sleep(backoff(first, max, attempt)).await;
-                                    attempt += 1;
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "shutting down: a message for the dead-letter topic stays uncommitted");
-                                    finish(false);
-                                    return;
-                                }
+                        match dlq.send_until_written(&failure, &stop, first, max).await {
+                            Ok(()) => {
+                                dead_lettered.increment(1);
+                                failed.increment(1);
+                                let state = end(true);
+                                state.stats.dead_lettered.fetch_add(1, AtomicOrdering::Relaxed);
+                                state.stats.failed.fetch_add(1, AtomicOrdering::Relaxed);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "shutting down: a message for the dead-letter topic stays uncommitted");
+                                end(false);
                             }
                         }
-                        let metrics = LoopMetrics::new(&raw.topic);
-                        metrics.dead_lettered.increment(1);
-                        metrics.failed.increment(1);
-                        let state = finish(true);
-                        state.stats.dead_lettered.fetch_add(1, AtomicOrdering::Relaxed);
-                        state.stats.failed.fetch_add(1, AtomicOrdering::Relaxed);
-                        // It counted as processed when its handler returned.
-                        state.stats.processed.fetch_sub(1, AtomicOrdering::Relaxed);
                     });
                 }
             }
@@ -2023,25 +2000,37 @@ where
     }
 
     async fn dead_letter(&self, failure: &Failure<'_>, metrics: &LoopMetrics) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            match self.dlq.send(failure).await {
-                Ok(()) => break,
-                Err(e) if !self.stop.is_cancelled() => {
-                    tracing::warn!(error = %e, "writing to the dead-letter topic failed; retrying");
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        metrics.dead_lettered.increment(1);
-        metrics.failed.increment(1);
-        let s = &self.state.stats;
-        s.dead_lettered.fetch_add(1, AtomicOrdering::Relaxed);
-        s.failed.fetch_add(1, AtomicOrdering::Relaxed);
+        self.dlq
+            .send_until_written(failure, &self.stop, self.retry_delay, self.max_retry_delay)
+            .await?;
+        count_dead_letter(metrics, &self.state.stats);
         Ok(())
     }
+}
+
+/// Marks the message at `offset` finished and stores the offset up to which everything is.
+///
+/// Storing fails only for a partition this member no longer holds (its revocation timed out):
+/// the new owner re-delivers the message, which at-least-once allows; not a reason to stop.
+fn finish_offset<T: Model>(
+    state: &Shared,
+    consumer: &Consumer<T>,
+    tp: &TopicPartition,
+    epoch: u64,
+    offset: i64,
+) {
+    if let Some(upto) = state.complete(tp, epoch, offset) {
+        if let Err(e) = consumer.store_offset(&tp.topic, tp.partition, upto) {
+            tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
+        }
+    }
+}
+
+fn count_dead_letter(metrics: &LoopMetrics, counts: &Counts) {
+    metrics.dead_lettered.increment(1);
+    metrics.failed.increment(1);
+    counts.dead_lettered.fetch_add(1, AtomicOrdering::Relaxed);
+    counts.failed.fetch_add(1, AtomicOrdering::Relaxed);
 }
 
 fn raw_of<T>(r: &mut Record<T>) -> RawMessage {
@@ -2101,6 +2090,29 @@ impl DeadLetters {
             .await?;
         self.ensured.lock().expect("lock").insert(dlq.to_string());
         Ok(())
+    }
+
+    /// Writes `f`, retrying with backoff until the broker acknowledges it; gives up only when
+    /// `stop` is cancelled (the message then stays uncommitted).
+    async fn send_until_written(
+        &self,
+        f: &Failure<'_>,
+        stop: &CancellationToken,
+        first: Duration,
+        max: Duration,
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.send(f).await {
+                Ok(()) => return Ok(()),
+                Err(e) if !stop.is_cancelled() => {
+                    tracing::warn!(error = %e, "writing to the dead-letter topic failed; retrying");
+                    tokio::time::sleep(backoff(first, max, attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn send(&self, f: &Failure<'_>) -> Result<()> {
