@@ -132,6 +132,9 @@ impl AvroJson {
             }
             Schema::Float => {
                 let f = float_of(value).ok_or_else(|| wrong("a number"))?;
+                if f.is_finite() && !(f as f32).is_finite() {
+                    return Err(wrong("a number within a float's range"));
+                }
                 write_float(buf, f as f32);
                 Ok(())
             }
@@ -701,6 +704,20 @@ mod tests {
         other["either"] = json!(7);
         other["score"] = json!("NaN");
         assert_eq!(round_trip(&codec, &other), other);
+    }
+
+    #[test]
+    fn a_number_beyond_a_floats_range_is_an_error_not_infinity() {
+        let codec = AvroJson::parse(
+            r#"{"type":"record","name":"F","fields":[{"name":"f","type":"float"}]}"#,
+            &[],
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let e = codec.encode(&json!({"f": 1e39}), &mut buf).unwrap_err();
+        assert!(e.to_string().contains("within a float's range"), "{e}");
+        let mut buf = Vec::new();
+        codec.encode(&json!({"f": 1.5}), &mut buf).unwrap();
     }
 
     #[test]

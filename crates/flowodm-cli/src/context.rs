@@ -50,7 +50,8 @@ impl Context {
 
     /// The schema registry client.
     pub fn registry(&self) -> anyhow::Result<SchemaRegistryClient> {
-        let lookup = Settings::lookup_with(self.config.as_deref(), |n| self.flag_or_env(n))?;
+        let lookup = Settings::lookup_with(self.config.as_deref(), |n| self.flag_or_env(n))
+            .map_err(|e| self.config_file_error(e))?;
         if lookup("SCHEMA_REGISTRY_URL").is_none() {
             return Err(Hinted::new(
                 "no schema registry given",
@@ -63,9 +64,23 @@ impl Context {
             .build()?)
     }
 
+    /// An error reading the `--config` file names the file and points at the flag (the
+    /// library reports the path as the setting's key).
+    fn config_file_error(&self, e: flowodm::Error) -> anyhow::Error {
+        match (&e, self.config.as_deref()) {
+            (flowodm::Error::Configuration { key, .. }, Some(path))
+                if std::path::Path::new(key) == path =>
+            {
+                Hinted::new(e.to_string(), "check the file given to --config").into()
+            }
+            _ => e.into(),
+        }
+    }
+
     /// The Kafka settings.
     pub fn kafka(&self) -> anyhow::Result<KafkaConfig> {
-        let lookup = Settings::lookup_with(self.config.as_deref(), |n| self.flag_or_env(n))?;
+        let lookup = Settings::lookup_with(self.config.as_deref(), |n| self.flag_or_env(n))
+            .map_err(|e| self.config_file_error(e))?;
         if lookup("KAFKA_BOOTSTRAP_SERVERS").is_none() {
             return Err(Hinted::new(
                 "no Kafka cluster given",

@@ -26,14 +26,6 @@ use rust_decimal::Decimal;
 /// The topic orders travel on unless `KAFKA_TOPIC_ORDERS` names another.
 pub const DEFAULT_TOPIC: &str = "food-orders";
 
-/// The topic from `KAFKA_TOPIC_ORDERS`, else [`DEFAULT_TOPIC`].
-pub fn topic_from_env() -> String {
-    std::env::var("KAFKA_TOPIC_ORDERS")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_TOPIC.to_string())
-}
-
 /// An order as placed by a customer.
 #[derive(Debug, Clone, PartialEq, Model)]
 #[flowodm(

@@ -108,6 +108,10 @@ impl Database {
 
     /// A database; the schema name must be a plain identifier (`[a-z_][a-z0-9_]*`).
     pub fn new(url: impl Into<String>, schema: Option<String>) -> anyhow::Result<Self> {
+        let url = url.into();
+        // A malformed URL is a mistake, not an outage: say so instead of retrying forever.
+        url.parse::<tokio_postgres::Config>()
+            .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
         if let Some(s) = &schema {
             let ok = s
                 .chars()
@@ -117,10 +121,7 @@ impl Database {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             anyhow::ensure!(ok, "DATABASE_SCHEMA must match [a-z_][a-z0-9_]*, not {s:?}");
         }
-        Ok(Database {
-            url: url.into(),
-            schema,
-        })
+        Ok(Database { url, schema })
     }
 
     /// Connects, with UTC timestamps and the schema first on the search path.
@@ -594,4 +595,17 @@ fn shard(customer_id: &str, n: usize) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     customer_id.hash(&mut h);
     (h.finish() % n.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Database;
+
+    #[test]
+    fn a_malformed_database_url_is_an_error_not_an_outage() {
+        let e = Database::new("postgres://u@host:notaport/db", None).unwrap_err();
+        assert!(e.to_string().contains("DATABASE_URL is not a valid"), "{e}");
+        assert!(Database::new("postgres://postgres@127.0.0.1:15432/flowodm", None).is_ok());
+        assert!(Database::new("postgres://h/db", Some("Bad-Name".into())).is_err());
+    }
 }

@@ -27,7 +27,15 @@ struct Lock(PathBuf);
 
 impl Lock {
     fn take(name: &str, timeout: Duration) -> Lock {
-        let path = std::env::temp_dir().join(name);
+        // Next to the database it guards: the stack's state directory, one per user.
+        let dir = std::env::var_os("FLOWODM_STACK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                use std::os::unix::fs::MetadataExt;
+                let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+                PathBuf::from(format!("/var/tmp/flowodm-stack-{uid}"))
+            });
+        let path = dir.join(name);
         let deadline = Instant::now() + timeout;
         loop {
             match OpenOptions::new().write(true).create_new(true).open(&path) {

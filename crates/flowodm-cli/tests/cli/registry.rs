@@ -287,6 +287,18 @@ fn invalid_avsc_names_line_and_column() {
 }
 
 #[test]
+fn a_missing_config_file_is_named_with_a_hint_about_the_flag() {
+    bare()
+        .args(["--config", "/nonexistent/flowodm.toml", "list-subjects"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/flowodm.toml"))
+        .stderr(predicate::str::contains(
+            "hint: check the file given to --config",
+        ));
+}
+
+#[test]
 fn missing_registry_url_says_how_to_give_one() {
     bare()
         .arg("list-subjects")

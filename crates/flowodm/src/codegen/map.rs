@@ -164,10 +164,8 @@ pub(super) fn map(set: &SchemaSet, settings: &Settings) -> Result<Output> {
                 }
                 let hint = branches
                     .iter()
-                    .map(|b| match b {
-                        Ty::Named(n) => m.type_names[n].clone(),
-                        other => variant_name(other, &HashMap::new()),
-                    })
+                    // A fixed branch has no type name of its own: variant_name falls back.
+                    .map(|b| variant_name(b, &m.type_names))
                     .collect::<Vec<_>>()
                     .join("Or");
                 let ctx = Ctx {

@@ -423,3 +423,16 @@ fn the_main_type_leads_the_file_and_names_it() {
     let err = write("// nothing\n", dir.path()).unwrap_err();
     assert_contains(&err.to_string(), "no generated type to name its file after");
 }
+
+#[test]
+fn a_main_union_with_a_fixed_branch_does_not_panic() {
+    // It either generates or says why; it never panics (a fixed has no Rust type name of its
+    // own).
+    for schema in [
+        r#"["null", {"type": "fixed", "name": "fixed_4", "size": 4}]"#,
+        r#"["int", {"type": "fixed", "name": "fixed_4", "size": 4}]"#,
+    ] {
+        let outcome = std::panic::catch_unwind(|| Generator::new().generate(&[schema]));
+        assert!(outcome.is_ok(), "generating {schema} panicked");
+    }
+}

@@ -60,8 +60,12 @@ async fn main() -> anyhow::Result<()> {
     settings.writer.connections = args.connections.max(1);
     settings.writer.max_batch = args.max_batch.max(1);
     settings.summary_path = args.summary;
-    settings.commit_interval = Duration::from_secs_f64(args.commit_seconds.max(0.01));
-    settings.progress_interval = Duration::from_secs_f64(args.progress_seconds.max(0.1));
+    let seconds = |v: f64, min: f64, what: &str| {
+        Duration::try_from_secs_f64(v.max(min))
+            .map_err(|_| anyhow::anyhow!("{what} must be a number of seconds"))
+    };
+    settings.commit_interval = seconds(args.commit_seconds, 0.01, "--commit-seconds")?;
+    settings.progress_interval = seconds(args.progress_seconds, 0.1, "--progress-seconds")?;
     let client = Client::from_env()?;
     let summary = consumer::run(&client, settings, shutdown).await?;
     if summary.rejected > 0 {

@@ -40,11 +40,15 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     food_pipeline::telemetry::init_logging()?;
-    anyhow::ensure!(args.rate >= 0.0, "--rate must not be negative");
-    anyhow::ensure!(args.duration >= 0.0, "--duration must not be negative");
+    anyhow::ensure!(
+        args.rate.is_finite() && args.rate >= 0.0,
+        "--rate / PRODUCER_RATE must be a finite number of orders per second, 0 or more"
+    );
     let mut settings = ProducerSettings::new(args.topic);
     settings.rate = args.rate;
-    settings.duration = Duration::from_secs_f64(args.duration);
+    settings.duration = Duration::try_from_secs_f64(args.duration).map_err(|_| {
+        anyhow::anyhow!("--duration / PRODUCER_DURATION must be a number of seconds, 0 or more")
+    })?;
     settings.count = args.count;
     settings.seed = args.seed;
     let client = Client::from_env()?;

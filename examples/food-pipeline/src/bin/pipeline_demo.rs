@@ -42,8 +42,11 @@ const SCHEMA: &str = "food_demo";
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
-        args.rate > 0.0 && args.duration > 0.0,
-        "--rate and --duration must be positive"
+        args.rate.is_finite()
+            && args.rate > 0.0
+            && args.duration > 0.0
+            && Duration::try_from_secs_f64(args.duration).is_ok(),
+        "--rate and --duration must be positive, finite numbers"
     );
     let bin_dir = std::env::current_exe()?
         .parent()
