@@ -6,8 +6,10 @@
 //!   in the [`BatchWriter`] and returns at once, and the writer acknowledges the message when the
 //!   batch holding its row has committed. The loop commits a partition's offset only past
 //!   acknowledged messages, so a crash (even `kill -9`) re-delivers at most the orders that were
-//!   not acknowledged yet, and `ON CONFLICT (order_id) DO NOTHING` makes their second write a
-//!   no-op: exactly one row per order. Up to `max_in_flight` orders are handled or waiting for
+//!   not acknowledged yet. Batches go in with a binary `COPY`; one holding a re-delivered order
+//!   fails on `order_id`'s unique index and is written again with `INSERT … ON CONFLICT
+//!   (order_id) DO NOTHING`, which skips the rows already there: exactly one row per order (see
+//!   [`store`](crate::store)). Up to `max_in_flight` orders are handled or waiting for
 //!   their commit at once, which is what lets batches grow to hundreds of rows.
 //! - **Ordering.** The loop hands one customer's orders to the handler in the order they were
 //!   placed ([`OrderBy::Key`]), and the writer sends all of a customer's rows to the same
@@ -104,8 +106,12 @@ pub struct ConsumerSummary {
     pub rejected: u64,
     /// Dead-lettered messages.
     pub dead_lettered: u64,
-    /// Insert statements committed.
+    /// Batches committed.
     pub batches: u64,
+    /// Batches whose `COPY` met an order already stored.
+    pub copy_conflicts: u64,
+    /// Batches written with `INSERT … ON CONFLICT DO NOTHING` instead of `COPY`.
+    pub upsert_batches: u64,
     /// Failed attempts at connecting or writing (each retried).
     pub failed_attempts: u64,
     /// First and last insert (ms since the epoch; 0 if none).
@@ -146,6 +152,8 @@ impl ConsumerSummary {
             rejected: w.rejected.load(Ordering::Relaxed),
             dead_lettered: loop_stats.dead_lettered + w.dead_lettered.load(Ordering::Relaxed),
             batches: w.batches.load(Ordering::Relaxed),
+            copy_conflicts: w.copy_conflicts.load(Ordering::Relaxed),
+            upsert_batches: w.upsert_batches.load(Ordering::Relaxed),
             failed_attempts: w.failed_attempts.load(Ordering::Relaxed),
             first_insert_ms: w.first_insert_ms.load(Ordering::Relaxed),
             last_insert_ms: w.last_insert_ms.load(Ordering::Relaxed),
@@ -164,6 +172,8 @@ impl ConsumerSummary {
             "rejected": self.rejected,
             "dead_lettered": self.dead_lettered,
             "batches": self.batches,
+            "copy_conflicts": self.copy_conflicts,
+            "upsert_batches": self.upsert_batches,
             "failed_attempts": self.failed_attempts,
             "first_insert_ms": self.first_insert_ms,
             "last_insert_ms": self.last_insert_ms,

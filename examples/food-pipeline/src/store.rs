@@ -20,28 +20,37 @@
 //!
 //! A [`BatchWriter`] owns a few connections, each with its own queue, and a customer's rows
 //! always go to the same one. Each connection takes whatever rows are waiting (up to
-//! `max_batch`), writes them with one `INSERT … SELECT FROM unnest(…) ON CONFLICT (order_id) DO
-//! NOTHING`, and only when that statement has committed reports each row's outcome: to a caller
-//! awaiting [`BatchWriter::store`], or to the callback given to [`BatchWriter::submit`]. A
-//! consumer that lets a message's offset be committed only from that outcome never commits an
-//! offset whose row is not durable. Since one connection's batches commit one after another, a
-//! customer's rows are stored in the order they were submitted, even with several in flight.
-//! Under load the batches grow by themselves: rows arriving while one batch commits form the
-//! next.
+//! `max_batch`), writes them in one transaction with a binary `COPY orders (…) FROM STDIN`, and
+//! only when that transaction has committed reports each row's outcome: to a caller awaiting
+//! [`BatchWriter::store`], or to the callback given to [`BatchWriter::submit`]. A consumer that
+//! lets a message's offset be committed only from that outcome never commits an offset whose
+//! row is not durable. Since one connection's batches commit one after another, a customer's
+//! rows are stored in the order they were submitted, even with several in flight. Under load
+//! the batches grow by themselves: rows arriving while one batch commits form the next.
 //!
-//! A row already in the table (a re-delivery after a crash) is reported as
-//! [`Stored::Duplicate`] and not written again. While the database is unreachable the writer
-//! keeps the batch, reconnects with exponential backoff (100 ms doubling to 2 s) and writes it
-//! when the database is back: callers wait, nothing is lost. Only a row that the database
-//! itself rejects (a value too long, say) fails, alone: the batch is retried row by row to find
-//! it, and its caller gets [`StoreError::Rejected`].
+//! `COPY` is PostgreSQL's cheapest way in, but it cannot skip a row that is already there: a
+//! re-delivered order (after a crash or a rebalance) makes the whole `COPY` fail with a unique
+//! violation (SQLSTATE 23505) on `order_id`. The writer then rolls the transaction back and
+//! writes the same batch with `INSERT … SELECT FROM unnest(…) ON CONFLICT (order_id) DO NOTHING
+//! RETURNING order_id`, which stores the new rows and reports the others as
+//! [`Stored::Duplicate`]. Re-deliveries come in runs, so the connection keeps using that
+//! `INSERT` while its batches still meet rows already stored, and returns to `COPY` after the
+//! first batch that meets none.
+//!
+//! While the database is unreachable the writer keeps the batch, reconnects with exponential
+//! backoff (100 ms doubling to 2 s) and writes it when the database is back: callers wait,
+//! nothing is lost. Only a row that the database itself rejects (a value too long, say) fails,
+//! alone: the batch is retried row by row to find it, and its caller gets
+//! [`StoreError::Rejected`].
 
 use std::collections::HashSet;
+use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flowodm::runner::CancellationToken;
+use futures_util::SinkExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_postgres::error::SqlState;
@@ -68,6 +77,12 @@ CREATE INDEX IF NOT EXISTS idx_orders_items ON orders USING GIN (items);
 CREATE INDEX IF NOT EXISTS idx_orders_customer_created ON orders (customer_id, created_at);
 ";
 
+/// The fast path: every row of the batch is new.
+const COPY_SQL: &str =
+    "COPY orders (order_id, customer_id, items, total_amount, status, created_at)
+FROM STDIN (FORMAT binary)";
+
+/// The path for batches holding rows already stored: those are skipped, the others returned.
 const INSERT_SQL: &str = "
 INSERT INTO orders (order_id, customer_id, items, total_amount, status, created_at)
 SELECT o, c, i::jsonb, t::numeric, s, TIMESTAMP 'epoch' + m * INTERVAL '1 millisecond'
@@ -275,8 +290,15 @@ pub struct WriterStats {
     pub rejected: AtomicU64,
     /// Rejected rows written to the dead-letter topic (by the consumer).
     pub dead_lettered: AtomicU64,
-    /// Statements that committed.
+    /// Batches that committed.
     pub batches: AtomicU64,
+    /// Batches whose `COPY` met a row already in the table (and that were then written with
+    /// `INSERT … ON CONFLICT DO NOTHING`).
+    pub copy_conflicts: AtomicU64,
+    /// Batches written with `INSERT … ON CONFLICT DO NOTHING` rather than `COPY`: those whose
+    /// `COPY` met a row already stored, and the ones after them on the same connection until a
+    /// batch met none.
+    pub upsert_batches: AtomicU64,
     /// Failed attempts at connecting or at writing a batch (each retried).
     pub failed_attempts: AtomicU64,
     /// When the first row was inserted (ms since the epoch; 0 before).
@@ -350,6 +372,7 @@ impl BatchWriter {
                 cancel: cancel.clone(),
                 max_batch: config.max_batch.max(1),
                 conn: None,
+                upsert_next: false,
             };
             tasks.spawn(w.run());
         }
@@ -392,6 +415,7 @@ impl BatchWriter {
 
 struct Conn {
     client: PgClient,
+    copy: Statement,
     insert: Statement,
 }
 
@@ -403,6 +427,9 @@ struct Worker {
     cancel: CancellationToken,
     max_batch: usize,
     conn: Option<Conn>,
+    /// Whether the last batch met rows already stored: the next one is then written with the
+    /// `INSERT` directly, as re-deliveries come in runs.
+    upsert_next: bool,
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -438,8 +465,13 @@ impl Worker {
             self.conn = None;
             let attempt = async {
                 let client = self.db.connect().await?;
+                let copy = client.prepare(COPY_SQL).await?;
                 let insert = client.prepare(INSERT_SQL).await?;
-                Ok::<_, tokio_postgres::Error>(Conn { client, insert })
+                Ok::<_, tokio_postgres::Error>(Conn {
+                    client,
+                    copy,
+                    insert,
+                })
             };
             match attempt.await {
                 Ok(c) => {
@@ -463,15 +495,36 @@ impl Worker {
     /// Writes a batch, retrying through outages; every row's caller hears the outcome.
     async fn write(&mut self, batch: Vec<Pending>) {
         let mut backoff = FIRST_BACKOFF;
+        // The batch in COPY's binary format; `None` writes it with the INSERT (also when a value
+        // does not fit the format, so that the database judges it).
+        let mut copy_data = if self.upsert_next {
+            None
+        } else {
+            copy_data(&batch)
+        };
         loop {
             let Some(conn) = self.connection().await else {
                 return; // cancelled: the rows' `done` are dropped uncalled
             };
             let started = Instant::now();
-            match insert(conn, batch.iter().map(|p| &p.row)).await {
+            let written = match &copy_data {
+                Some(data) => copy(conn, data.clone()).await.map(|()| None),
+                None => insert(conn, batch.iter().map(|p| &p.row)).await.map(Some),
+            };
+            match written {
                 Ok(inserted) => {
-                    self.finish(batch, &inserted, started.elapsed());
+                    if let Some(ids) = &inserted {
+                        self.upsert_next = ids.len() < batch.len();
+                        self.stats.upsert_batches.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.finish(batch, inserted.as_ref(), started.elapsed());
                     return;
+                }
+                Err(e) if copy_data.is_some() && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    // A row already stored (a re-delivery): the same batch again, skipping it.
+                    tracing::debug!(writer = self.id, rows = batch.len(), error = %describe(&e), "the batch holds rows already stored; writing it with INSERT … ON CONFLICT DO NOTHING");
+                    self.stats.copy_conflicts.fetch_add(1, Ordering::Relaxed);
+                    copy_data = None;
                 }
                 Err(e) if is_data_error(&e) && batch.len() > 1 => {
                     tracing::warn!(writer = self.id, rows = batch.len(), error = %describe(&e), "a row of the batch was rejected; writing the rows one by one");
@@ -509,15 +562,17 @@ impl Worker {
         }
     }
 
-    fn finish(&self, batch: Vec<Pending>, inserted: &HashSet<String>, took: Duration) {
+    /// Reports a committed batch; `inserted` holds the ids written, `None` if all were.
+    fn finish(&self, batch: Vec<Pending>, inserted: Option<&HashSet<String>>, took: Duration) {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let now_us = chrono::Utc::now().timestamp_micros();
         let n = batch.len() as u64;
-        let fresh = inserted.len() as u64;
+        let fresh = inserted.map_or(n, |ids| ids.len() as u64);
+        let is_new = |p: &Pending| inserted.is_none_or(|ids| ids.contains(&p.row.order_id));
         {
             let mut h = self.stats.latency.lock().expect("latency");
             for p in &batch {
-                if inserted.contains(&p.row.order_id) {
+                if is_new(p) {
                     let us = (now_us - p.row.created_at_ms * 1000).max(0) as u64;
                     let d = Duration::from_micros(us);
                     h.record(d);
@@ -551,7 +606,7 @@ impl Worker {
             "batch committed"
         );
         for p in batch {
-            let outcome = if inserted.contains(&p.row.order_id) {
+            let outcome = if is_new(&p) {
                 Stored::Inserted
             } else {
                 Stored::Duplicate
@@ -560,6 +615,144 @@ impl Worker {
         }
     }
 }
+
+/// One `COPY` of the batch in its own transaction; the batch is stored when it returns `Ok`, and
+/// not at all otherwise.
+async fn copy(conn: &Conn, data: Vec<u8>) -> Result<(), tokio_postgres::Error> {
+    conn.client.batch_execute("BEGIN").await?;
+    let copied = async {
+        let sink = conn
+            .client
+            .copy_in::<_, Cursor<Vec<u8>>>(&conn.copy)
+            .await?;
+        let mut sink = std::pin::pin!(sink);
+        sink.send(Cursor::new(data)).await?;
+        sink.as_mut().finish().await
+    }
+    .await;
+    match copied {
+        // The rows are durable only once COMMIT returns (the COPY's own completion comes first).
+        Ok(_) => conn.client.batch_execute("COMMIT").await,
+        // A failed ROLLBACK (the connection broke) is the error to act on: the caller reconnects.
+        Err(e) => conn.client.batch_execute("ROLLBACK").await.and(Err(e)),
+    }
+}
+
+/// PostgreSQL's binary `COPY` format of the batch: a header, then per row the number of fields
+/// and each field as its length and its binary value. `None` if a value does not fit the format
+/// (a total that is not a plain decimal, say).
+fn copy_data(batch: &[Pending]) -> Option<Vec<u8>> {
+    let size: usize = batch
+        .iter()
+        .map(|p| 64 + p.row.order_id.len() + p.row.customer_id.len() + p.row.items.len())
+        .sum();
+    let mut out = Vec::with_capacity(COPY_HEADER.len() + 8 + size + 2);
+    out.extend_from_slice(COPY_HEADER);
+    out.extend_from_slice(&0i32.to_be_bytes()); // flags
+    out.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+    for p in batch {
+        let r = &p.row;
+        out.extend_from_slice(&6i16.to_be_bytes());
+        put_field(&mut out, r.order_id.as_bytes())?;
+        put_field(&mut out, r.customer_id.as_bytes())?;
+        // jsonb: a version byte (1), then the JSON text.
+        put_len(&mut out, r.items.len() + 1)?;
+        out.push(1);
+        out.extend_from_slice(r.items.as_bytes());
+        put_numeric(&mut out, &r.total_amount)?;
+        put_field(&mut out, r.status.as_bytes())?;
+        // timestamp: microseconds since 2000-01-01 00:00:00.
+        let us = r
+            .created_at_ms
+            .checked_mul(1000)?
+            .checked_sub(PG_EPOCH_UNIX_US)?;
+        put_field(&mut out, &us.to_be_bytes())?;
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    Some(out)
+}
+
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// 2000-01-01 00:00:00 UTC in microseconds since the Unix epoch.
+const PG_EPOCH_UNIX_US: i64 = 946_684_800_000_000;
+
+fn put_len(out: &mut Vec<u8>, len: usize) -> Option<()> {
+    out.extend_from_slice(&i32::try_from(len).ok()?.to_be_bytes());
+    Some(())
+}
+
+fn put_field(out: &mut Vec<u8>, value: &[u8]) -> Option<()> {
+    put_len(out, value.len())?;
+    out.extend_from_slice(value);
+    Some(())
+}
+
+/// A decimal in text (`[-]digits[.digits]`) as a binary `numeric`: the number of base-10000
+/// digits, the weight of the first (the power of 10000 it counts), the sign, the scale (digits
+/// after the point), then the digits, without leading or trailing zero ones.
+fn put_numeric(out: &mut Vec<u8>, text: &str) -> Option<()> {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let scale = i16::try_from(frac.len()).ok()?;
+    let start = out.len();
+    out.extend_from_slice(&[0; 12]); // length and header, filled in below
+    let mut weight = i32::try_from(int.len().div_ceil(4)).ok()? - 1;
+    let mut ndigits = 0usize;
+    let mut push = |out: &mut Vec<u8>, group: i16| {
+        if ndigits == 0 && group == 0 {
+            weight -= 1; // a leading zero digit
+        } else {
+            out.extend_from_slice(&group.to_be_bytes());
+            ndigits += 1;
+        }
+    };
+    // The integer part in fours from the point leftwards: the first group may be shorter.
+    let first = int.len() - 4 * int.len().div_ceil(4).saturating_sub(1);
+    let (head, tail) = int.split_at(first);
+    if !head.is_empty() {
+        push(out, head.parse().ok()?);
+    }
+    for group in tail.as_bytes().chunks(4) {
+        push(out, std::str::from_utf8(group).ok()?.parse().ok()?);
+    }
+    // The fraction in fours from the point rightwards: the last group is padded with zeros.
+    for group in frac.as_bytes().chunks(4) {
+        let value: i16 = std::str::from_utf8(group).ok()?.parse().ok()?;
+        push(out, value * 10i16.pow(4 - group.len() as u32));
+    }
+    while ndigits > 0 && out[out.len() - 2..] == [0, 0] {
+        out.truncate(out.len() - 2);
+        ndigits -= 1;
+    }
+    let (weight, sign) = if ndigits == 0 {
+        (0, NUMERIC_POS)
+    } else if negative {
+        (i16::try_from(weight).ok()?, NUMERIC_NEG)
+    } else {
+        (i16::try_from(weight).ok()?, NUMERIC_POS)
+    };
+    let mut header = [0u8; 12];
+    header[..4].copy_from_slice(&i32::try_from(8 + 2 * ndigits).ok()?.to_be_bytes());
+    header[4..6].copy_from_slice(&i16::try_from(ndigits).ok()?.to_be_bytes());
+    header[6..8].copy_from_slice(&weight.to_be_bytes());
+    header[8..10].copy_from_slice(&sign.to_be_bytes());
+    header[10..12].copy_from_slice(&scale.to_be_bytes());
+    out[start..start + 12].copy_from_slice(&header);
+    Some(())
+}
+
+const NUMERIC_POS: u16 = 0x0000;
+const NUMERIC_NEG: u16 = 0x4000;
 
 /// One multi-row insert (a single statement: committed when it returns); the ids inserted.
 async fn insert<'a>(
