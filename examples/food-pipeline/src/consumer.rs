@@ -75,7 +75,7 @@ pub struct ConsumerSettings {
 
 impl ConsumerSettings {
     /// Defaults for `topic` and `database`: group `order-store`, 4000 in flight, 4 writer
-    /// connections with batches of up to 1000 rows, 15 s to finish at shutdown, commits every
+    /// connections with batches of up to 1000 rows (`COPY` from 32), 15 s to finish at shutdown, commits every
     /// second.
     pub fn new(topic: impl Into<String>, database: Database) -> Self {
         ConsumerSettings {
@@ -110,8 +110,9 @@ pub struct ConsumerSummary {
     pub batches: u64,
     /// Batches whose `COPY` met an order already stored.
     pub copy_conflicts: u64,
-    /// Batches written with `INSERT … ON CONFLICT DO NOTHING` instead of `COPY`.
-    pub upsert_batches: u64,
+    /// Batches written with `INSERT … ON CONFLICT DO NOTHING` instead of `COPY` (small ones,
+    /// and those holding orders already stored).
+    pub insert_batches: u64,
     /// Failed attempts at connecting or writing (each retried).
     pub failed_attempts: u64,
     /// First and last insert (ms since the epoch; 0 if none).
@@ -153,7 +154,7 @@ impl ConsumerSummary {
             dead_lettered: loop_stats.dead_lettered + w.dead_lettered.load(Ordering::Relaxed),
             batches: w.batches.load(Ordering::Relaxed),
             copy_conflicts: w.copy_conflicts.load(Ordering::Relaxed),
-            upsert_batches: w.upsert_batches.load(Ordering::Relaxed),
+            insert_batches: w.insert_batches.load(Ordering::Relaxed),
             failed_attempts: w.failed_attempts.load(Ordering::Relaxed),
             first_insert_ms: w.first_insert_ms.load(Ordering::Relaxed),
             last_insert_ms: w.last_insert_ms.load(Ordering::Relaxed),
@@ -173,7 +174,7 @@ impl ConsumerSummary {
             "dead_lettered": self.dead_lettered,
             "batches": self.batches,
             "copy_conflicts": self.copy_conflicts,
-            "upsert_batches": self.upsert_batches,
+            "insert_batches": self.insert_batches,
             "failed_attempts": self.failed_attempts,
             "first_insert_ms": self.first_insert_ms,
             "last_insert_ms": self.last_insert_ms,
@@ -298,7 +299,6 @@ async fn submit(
     guard: InFlight,
 ) -> Result<(), HandlerError> {
     let row = Row::from(&record.value);
-    let order_id = record.value.order_id.clone();
     let (partition, offset) = (record.partition, record.offset);
     let done: store::Done = Box::new(move |outcome| {
         let _guard = guard;
@@ -306,7 +306,7 @@ async fn submit(
             Ok(Stored::Inserted) => {
                 tracing::info!(
                     target: "food_pipeline::consumer::orders",
-                    order_id,
+                    order_id = %record.value.order_id,
                     customer_id = %record.value.customer_id,
                     partition,
                     offset,
@@ -317,7 +317,7 @@ async fn submit(
             Ok(Stored::Duplicate) => {
                 tracing::info!(
                     target: "food_pipeline::consumer::orders",
-                    order_id,
+                    order_id = %record.value.order_id,
                     partition,
                     offset,
                     "order was already stored; not written again"

@@ -112,18 +112,49 @@ pub fn items_json(items: &[OrderItem]) -> String {
         if i > 0 {
             out.push(',');
         }
+        out.push_str(r#"{"item_id":"#);
+        push_json_string(&mut out, &item.item_id);
+        out.push_str(r#","name":"#);
+        push_json_string(&mut out, &item.name);
         let _ = write!(
             out,
-            r#"{{"item_id":{},"name":{},"quantity":{},"price":{},"subtotal":{}}}"#,
-            serde_json::Value::from(item.item_id.as_str()),
-            serde_json::Value::from(item.name.as_str()),
-            item.quantity,
-            item.price,
-            item.subtotal
+            r#","quantity":{},"price":{},"subtotal":{}}}"#,
+            item.quantity, item.price, item.subtotal
         );
     }
     out.push(']');
     out
+}
+
+/// `s` as a JSON string, escaped as `serde_json` escapes it (quote, backslash and control
+/// characters), without building a `serde_json::Value` for it.
+fn push_json_string(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    let mut plain = 0;
+    // The bytes to escape are all ASCII, so each one is a character boundary.
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
 }
 
 /// A menu item: name and price in cents.
@@ -324,6 +355,23 @@ mod tests {
         let bytes = flowodm::avro::to_avro(&o).unwrap();
         assert_eq!(flowodm::avro::from_avro::<Order>(&bytes).unwrap(), o);
         assert_eq!(o.key(), Some(o.customer_id.clone().into_bytes()));
+    }
+
+    #[test]
+    fn item_names_are_escaped_as_serde_json_escapes_them() {
+        for name in [
+            "Pad Thai",
+            "Pad \"thai\"",
+            "back\\slash",
+            "tab\tnew\nline\rcr\u{8}\u{c}",
+            "\u{0}\u{1}\u{1f} end",
+            "Müller's crème brûlée 🍰",
+            "",
+        ] {
+            let mut ours = String::new();
+            push_json_string(&mut ours, name);
+            assert_eq!(ours, serde_json::to_string(name).unwrap(), "{name:?}");
+        }
     }
 
     #[test]

@@ -20,15 +20,18 @@
 //!
 //! A [`BatchWriter`] owns a few connections, each with its own queue, and a customer's rows
 //! always go to the same one. Each connection takes whatever rows are waiting (up to
-//! `max_batch`), writes them in one transaction with a binary `COPY orders (…) FROM STDIN`, and
-//! only when that transaction has committed reports each row's outcome: to a caller awaiting
+//! `max_batch`), writes them in one transaction with a binary `COPY orders (…) FROM STDIN`
+//! (or, for a batch of fewer than `copy_min_rows`, with the `INSERT` below), and only when that
+//! transaction has committed reports each row's outcome: to a caller awaiting
 //! [`BatchWriter::store`], or to the callback given to [`BatchWriter::submit`]. A consumer that
 //! lets a message's offset be committed only from that outcome never commits an offset whose
 //! row is not durable. Since one connection's batches commit one after another, a customer's
 //! rows are stored in the order they were submitted, even with several in flight. Under load
 //! the batches grow by themselves: rows arriving while one batch commits form the next.
 //!
-//! `COPY` is PostgreSQL's cheapest way in, but it cannot skip a row that is already there: a
+//! `COPY` is PostgreSQL's cheapest way in per row, but costs a round trip more per batch than one
+//! statement (`BEGIN` goes with the `COPY`, `COMMIT` after its data), hence the `INSERT` for the
+//! few rows that a lightly loaded consumer batches. And `COPY` cannot skip a row that is already there: a
 //! re-delivered order (after a crash or a rebalance) makes the whole `COPY` fail with a unique
 //! violation (SQLSTATE 23505) on `order_id`. The writer then rolls the transaction back and
 //! writes the same batch with `INSERT … SELECT FROM unnest(…) ON CONFLICT (order_id) DO NOTHING
@@ -268,6 +271,10 @@ pub struct WriterConfig {
     pub connections: usize,
     /// The largest batch (default 1000 rows).
     pub max_batch: usize,
+    /// The smallest batch written with `COPY` (default 32 rows); smaller ones, which come when
+    /// the load is light and latency matters more than the database's CPU, go in with one
+    /// `INSERT` statement.
+    pub copy_min_rows: usize,
 }
 
 impl Default for WriterConfig {
@@ -275,6 +282,7 @@ impl Default for WriterConfig {
         WriterConfig {
             connections: 4,
             max_batch: 1000,
+            copy_min_rows: 32,
         }
     }
 }
@@ -295,10 +303,10 @@ pub struct WriterStats {
     /// Batches whose `COPY` met a row already in the table (and that were then written with
     /// `INSERT … ON CONFLICT DO NOTHING`).
     pub copy_conflicts: AtomicU64,
-    /// Batches written with `INSERT … ON CONFLICT DO NOTHING` rather than `COPY`: those whose
-    /// `COPY` met a row already stored, and the ones after them on the same connection until a
-    /// batch met none.
-    pub upsert_batches: AtomicU64,
+    /// Batches written with `INSERT … ON CONFLICT DO NOTHING` rather than `COPY`: those smaller
+    /// than `copy_min_rows`, those whose `COPY` met a row already stored, and the ones after
+    /// them on the same connection until a batch met none.
+    pub insert_batches: AtomicU64,
     /// Failed attempts at connecting or at writing a batch (each retried).
     pub failed_attempts: AtomicU64,
     /// When the first row was inserted (ms since the epoch; 0 before).
@@ -371,8 +379,9 @@ impl BatchWriter {
                 stats: stats.clone(),
                 cancel: cancel.clone(),
                 max_batch: config.max_batch.max(1),
+                copy_min_rows: config.copy_min_rows,
                 conn: None,
-                upsert_next: false,
+                insert_next: false,
             };
             tasks.spawn(w.run());
         }
@@ -426,10 +435,11 @@ struct Worker {
     stats: Arc<WriterStats>,
     cancel: CancellationToken,
     max_batch: usize,
+    copy_min_rows: usize,
     conn: Option<Conn>,
     /// Whether the last batch met rows already stored: the next one is then written with the
     /// `INSERT` directly, as re-deliveries come in runs.
-    upsert_next: bool,
+    insert_next: bool,
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -495,36 +505,35 @@ impl Worker {
     /// Writes a batch, retrying through outages; every row's caller hears the outcome.
     async fn write(&mut self, batch: Vec<Pending>) {
         let mut backoff = FIRST_BACKOFF;
-        // The batch in COPY's binary format; `None` writes it with the INSERT (also when a value
-        // does not fit the format, so that the database judges it).
-        let mut copy_data = if self.upsert_next {
-            None
-        } else {
-            copy_data(&batch)
-        };
+        let mut by_copy = !self.insert_next && batch.len() >= self.copy_min_rows;
         loop {
             let Some(conn) = self.connection().await else {
                 return; // cancelled: the rows' `done` are dropped uncalled
             };
             let started = Instant::now();
-            let written = match &copy_data {
-                Some(data) => copy(conn, data.clone()).await.map(|()| None),
+            // The batch in COPY's binary format (encoded again on a retry, which is rare); a
+            // value that does not fit the format sends the batch to the INSERT, so that the
+            // database judges it.
+            let data = if by_copy { copy_data(&batch) } else { None };
+            by_copy = data.is_some();
+            let written = match data {
+                Some(data) => copy(conn, data).await.map(|()| None),
                 None => insert(conn, batch.iter().map(|p| &p.row)).await.map(Some),
             };
             match written {
                 Ok(inserted) => {
                     if let Some(ids) = &inserted {
-                        self.upsert_next = ids.len() < batch.len();
-                        self.stats.upsert_batches.fetch_add(1, Ordering::Relaxed);
+                        self.insert_next = ids.len() < batch.len();
+                        self.stats.insert_batches.fetch_add(1, Ordering::Relaxed);
                     }
                     self.finish(batch, inserted.as_ref(), started.elapsed());
                     return;
                 }
-                Err(e) if copy_data.is_some() && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(e) if by_copy && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                     // A row already stored (a re-delivery): the same batch again, skipping it.
                     tracing::debug!(writer = self.id, rows = batch.len(), error = %describe(&e), "the batch holds rows already stored; writing it with INSERT … ON CONFLICT DO NOTHING");
                     self.stats.copy_conflicts.fetch_add(1, Ordering::Relaxed);
-                    copy_data = None;
+                    by_copy = false;
                 }
                 Err(e) if is_data_error(&e) && batch.len() > 1 => {
                     tracing::warn!(writer = self.id, rows = batch.len(), error = %describe(&e), "a row of the batch was rejected; writing the rows one by one");
@@ -618,24 +627,33 @@ impl Worker {
 
 /// One `COPY` of the batch in its own transaction; the batch is stored when it returns `Ok`, and
 /// not at all otherwise.
+///
+/// Two round trips: `BEGIN` goes out with the `COPY` (the client sends requests in the order
+/// they are made, and the server answers them in that order), and `COMMIT` right after the data.
+/// If the `COPY` fails, its transaction is aborted and that `COMMIT` ends it as a rollback.
 async fn copy(conn: &Conn, data: Vec<u8>) -> Result<(), tokio_postgres::Error> {
-    conn.client.batch_execute("BEGIN").await?;
-    let copied = async {
-        let sink = conn
-            .client
-            .copy_in::<_, Cursor<Vec<u8>>>(&conn.copy)
-            .await?;
-        let mut sink = std::pin::pin!(sink);
+    let client = &conn.client;
+    let (begun, sink) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.copy_in::<_, Cursor<Vec<u8>>>(&conn.copy)
+    );
+    let sent = async {
+        begun?;
+        let mut sink = Box::pin(sink?);
         sink.send(Cursor::new(data)).await?;
-        sink.as_mut().finish().await
+        Ok::<_, tokio_postgres::Error>(sink)
     }
     .await;
-    match copied {
-        // The rows are durable only once COMMIT returns (the COPY's own completion comes first).
-        Ok(_) => conn.client.batch_execute("COMMIT").await,
-        // A failed ROLLBACK (the connection broke) is the error to act on: the caller reconnects.
-        Err(e) => conn.client.batch_execute("ROLLBACK").await.and(Err(e)),
-    }
+    let mut sink = match sent {
+        Ok(sink) => sink,
+        // Nothing was committed; a failed ROLLBACK (the connection broke) is the error to act
+        // on, as the caller then reconnects.
+        Err(e) => return client.batch_execute("ROLLBACK").await.and(Err(e)),
+    };
+    // The rows are durable only once COMMIT returns (the COPY's own completion comes first).
+    let (copied, committed) = tokio::join!(sink.as_mut().finish(), client.batch_execute("COMMIT"));
+    copied?;
+    committed
 }
 
 /// PostgreSQL's binary `COPY` format of the batch: a header, then per row the number of fields

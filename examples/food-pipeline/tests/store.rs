@@ -96,7 +96,12 @@ async fn stored(db: &Database) -> Vec<(String, String, serde_json::Value, i64)> 
 async fn copy_stores_each_value_as_written() {
     let db = database("values");
     store::migrate(&db).await.unwrap();
-    let (writer, handle) = BatchWriter::start(db.clone(), WriterConfig::default());
+    // Every batch by COPY, however small.
+    let config = WriterConfig {
+        copy_min_rows: 1,
+        ..WriterConfig::default()
+    };
+    let (writer, handle) = BatchWriter::start(db.clone(), config);
     // Totals around the base-10000 digit boundaries, created_at before and after 2000-01-01.
     let cases = [
         ("0.00", "0.00", 0),
@@ -132,7 +137,7 @@ async fn copy_stores_each_value_as_written() {
     }
     let stats = writer.stats().clone();
     assert_eq!(stats.copy_conflicts.load(Ordering::Relaxed), 0);
-    assert_eq!(stats.upsert_batches.load(Ordering::Relaxed), 0);
+    assert_eq!(stats.insert_batches.load(Ordering::Relaxed), 0);
     drop(writer);
     handle.close(Duration::from_secs(5)).await;
     drop_schema(&db).await;
@@ -145,12 +150,13 @@ async fn a_batch_holding_a_stored_order_is_written_without_error_or_duplicate() 
     let config = WriterConfig {
         connections: 1,
         max_batch: 1000,
+        copy_min_rows: 1,
     };
     let (writer, handle) = BatchWriter::start(db.clone(), config);
     let stats = writer.stats().clone();
     let batches = || stats.batches.load(Ordering::Relaxed);
     let conflicts = || stats.copy_conflicts.load(Ordering::Relaxed);
-    let upserts = || stats.upsert_batches.load(Ordering::Relaxed);
+    let upserts = || stats.insert_batches.load(Ordering::Relaxed);
     let r = |n: u32| {
         row(
             &format!("ORD-R-{n:05}"),
@@ -206,6 +212,57 @@ async fn a_batch_holding_a_stored_order_is_written_without_error_or_duplicate() 
 }
 
 #[tokio::test]
+async fn a_small_batch_goes_in_with_one_insert() {
+    let db = database("small");
+    store::migrate(&db).await.unwrap();
+    let config = WriterConfig {
+        connections: 1,
+        max_batch: 1000,
+        copy_min_rows: 3,
+    };
+    let (writer, handle) = BatchWriter::start(db.clone(), config);
+    let stats = writer.stats().clone();
+    let r = |n: u32| {
+        row(
+            &format!("ORD-S-{n:05}"),
+            "CUST-00004",
+            "1.00",
+            1_795_000_000_000 + i64::from(n),
+        )
+    };
+    let counts = || {
+        (
+            stats.batches.load(Ordering::Relaxed),
+            stats.insert_batches.load(Ordering::Relaxed),
+            stats.copy_conflicts.load(Ordering::Relaxed),
+        )
+    };
+    // Two rows: under copy_min_rows, one INSERT.
+    let small = store_as_one_batch(&writer, [1, 2].into_iter().map(r).collect()).await;
+    assert_eq!(small, vec![Ok(Stored::Inserted); 2]);
+    assert_eq!(counts(), (1, 1, 0));
+    // Three rows, one of them stored already: by COPY, which meets it, then by INSERT.
+    let big = store_as_one_batch(&writer, [3, 1, 4].into_iter().map(r).collect()).await;
+    assert_eq!(
+        big,
+        vec![
+            Ok(Stored::Inserted),
+            Ok(Stored::Duplicate),
+            Ok(Stored::Inserted)
+        ]
+    );
+    assert_eq!(counts(), (2, 2, 1));
+    let ids: Vec<String> = stored(&db).await.into_iter().map(|s| s.0).collect();
+    assert_eq!(
+        ids,
+        ["ORD-S-00001", "ORD-S-00002", "ORD-S-00003", "ORD-S-00004"]
+    );
+    drop(writer);
+    handle.close(Duration::from_secs(5)).await;
+    drop_schema(&db).await;
+}
+
+#[tokio::test]
 async fn a_row_the_database_refuses_fails_alone() {
     let db = database("rejected");
     store::migrate(&db).await.unwrap();
@@ -214,6 +271,7 @@ async fn a_row_the_database_refuses_fails_alone() {
         WriterConfig {
             connections: 1,
             max_batch: 1000,
+            copy_min_rows: 1,
         },
     );
     let rejected = |o: &Result<Stored, StoreError>, sqlstate: &str| matches!(o, Err(StoreError::Rejected(m)) if m.starts_with(sqlstate));

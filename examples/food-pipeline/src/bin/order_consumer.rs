@@ -37,6 +37,9 @@ struct Args {
     /// The largest batch, in rows.
     #[arg(long, env = "CONSUMER_MAX_BATCH", default_value_t = 1000)]
     max_batch: usize,
+    /// The smallest batch written with COPY; smaller ones go in with one INSERT statement.
+    #[arg(long, env = "CONSUMER_COPY_MIN_ROWS", default_value_t = 32)]
+    copy_min_rows: usize,
     /// Seconds between commits of finished offsets (also at shutdown and rebalance).
     #[arg(long, default_value_t = 1.0)]
     commit_seconds: f64,
@@ -59,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
     settings.max_in_flight = args.max_in_flight.max(1);
     settings.writer.connections = args.connections.max(1);
     settings.writer.max_batch = args.max_batch.max(1);
+    settings.writer.copy_min_rows = args.copy_min_rows;
     settings.summary_path = args.summary;
     let seconds = |v: f64, min: f64, what: &str| {
         Duration::try_from_secs_f64(v.max(min))

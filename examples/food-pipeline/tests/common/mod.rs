@@ -85,6 +85,9 @@ impl Run {
             .env("DATABASE_SCHEMA", self.db.schema.as_deref().unwrap())
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", "info")
+            // Every batch by COPY, however small, so that re-deliveries (after a kill, a
+            // replay) meet the COPY and its fallback to INSERT … ON CONFLICT DO NOTHING.
+            .env("CONSUMER_COPY_MIN_ROWS", "1")
             .arg("--summary")
             .arg(&summary)
             .stdin(Stdio::null())
