@@ -86,8 +86,10 @@ async fn main() {
         e2e.as_secs_f64()
     );
     println!(
-        "            {:.0} rows per batch on average; {:.2}x the COPY ceiling",
+        "            {:.0} rows per batch on average ({} of {batches} batches by INSERT, {} COPY conflicts); {:.2}x the COPY ceiling",
         consumed["inserted"].as_f64().unwrap() / batches,
+        consumed["insert_batches"],
+        consumed["copy_conflicts"],
         e2e_rate / copy_rate
     );
     print_breakdown(&consumed);
