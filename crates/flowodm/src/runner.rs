@@ -746,7 +746,6 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                             }
                             Err(e) => {
                                 failure = Some(e);
-                                gathered.hand_over(&state, &dispatch, &mut workers, &ctx);
                                 break 'poll;
                             }
                         };
@@ -756,7 +755,10 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                         // gets the new one.
                         let revocations = state.revocations();
                         if revocations != gathered.revocations {
-                            gathered.hand_over(&state, &dispatch, &mut workers, &ctx);
+                            if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &ctx) {
+                                failure.get_or_insert(e);
+                                ctx.cancel();
+                            }
                             gathered.revocations = revocations;
                         }
                         gathered.add(item, self.order_by, &state);
@@ -768,7 +770,10 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                             next = Some(consumer.consume_one(Duration::ZERO).await);
                         }
                     }
-                    gathered.hand_over(&state, &dispatch, &mut workers, &ctx);
+                    if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &ctx) {
+                        failure.get_or_insert(e);
+                        ctx.cancel();
+                    }
                 }
             }
         }
@@ -870,15 +875,22 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
 
     /// Marks the gathered offsets unfinished and hands each run to its lane, starting workers
     /// for lanes that have none.
+    ///
+    /// A new worker first runs right here, in the poller, until its handler call has to wait
+    /// (only then is it spawned as a task) or it ran out of work: a handler that is ready at
+    /// once then costs no task, no wake-up and no hand-over to another thread. Once the
+    /// workers started in one hand-over took [`INLINE_BUDGET`], the rest are spawned at once,
+    /// so handlers that compute long between their awaits run on the other threads.
+    /// An error of a worker that ended here is returned.
     fn hand_over<H: Handle<T>>(
         &mut self,
         state: &Shared,
         dispatch: &Arc<Dispatch<T>>,
         workers: &mut JoinSet<Result<()>>,
         ctx: &Arc<TaskCtx<T, H>>,
-    ) {
+    ) -> Option<Error> {
         if self.runs.is_empty() {
-            return;
+            return None;
         }
         state.received_runs(self.runs.iter().map(|(lane, run)| {
             (
@@ -888,11 +900,42 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
             )
         }));
         self.index.clear();
+        let begun = Instant::now();
+        let mut error = None;
         for lane in dispatch.push_runs(self.runs.drain(..)) {
-            workers.spawn(lane_worker(ctx.clone(), dispatch.clone(), lane));
+            let worker = lane_worker(ctx.clone(), dispatch.clone(), lane);
+            if begun.elapsed() >= INLINE_BUDGET {
+                workers.spawn(worker);
+                continue;
+            }
+            let mut worker = Box::pin(worker);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // The task's first poll registers its own waker again, as every poll does.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                worker.as_mut().poll(&mut cx)
+            })) {
+                Ok(std::task::Poll::Pending) => {
+                    workers.spawn(worker);
+                }
+                Ok(std::task::Poll::Ready(Ok(()))) => {}
+                Ok(std::task::Poll::Ready(Err(e))) => {
+                    error.get_or_insert(e);
+                }
+                Err(_) => {
+                    error.get_or_insert(Error::config(
+                        "runtime",
+                        "a lane worker panicked".to_string(),
+                    ));
+                }
+            }
         }
+        error
     }
 }
+
+/// How long the workers started in one hand-over may run in the poller; see
+/// [`Gathered::hand_over`].
+const INLINE_BUDGET: Duration = Duration::from_millis(1);
 
 /// A lane's identity within a partition: a hash of the key (two keys that collide share a
 /// lane, which only orders them more than needed).
