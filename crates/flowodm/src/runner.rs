@@ -818,6 +818,9 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
 /// What one drain of the poller fetched, as one run per lane, not yet handed to the lanes.
 struct Gathered<T> {
     runs: Vec<(Lane, Vec<Queued<T>>)>,
+    /// Emptied run buffers to fill again: records are large, and freeing buffers of a few
+    /// hundred of them costs more than handling them.
+    spare: Vec<Vec<Queued<T>>>,
     /// Index of each lane's run in `runs` (the last run is tried first).
     index: HashMap<Lane, usize>,
     /// [`Shared::revocations`] when the gathered items' epochs were read.
@@ -828,6 +831,7 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
     fn new(revocations: u64) -> Self {
         Gathered {
             runs: Vec::new(),
+            spare: Vec::new(),
             index: HashMap::new(),
             revocations,
         }
@@ -858,7 +862,8 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
                     Some(at) => *at,
                     None => {
                         self.index.insert(lane.clone(), self.runs.len());
-                        self.runs.push((lane, Vec::new()));
+                        let run = self.spare.pop().unwrap_or_default();
+                        self.runs.push((lane, run));
                         self.runs.len() - 1
                     }
                 }
@@ -902,7 +907,7 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
         self.index.clear();
         let begun = Instant::now();
         let mut error = None;
-        for lane in dispatch.push_runs(self.runs.drain(..)) {
+        for lane in dispatch.push_runs(self.runs.drain(..), &mut self.spare) {
             let worker = lane_worker(ctx.clone(), dispatch.clone(), lane);
             if begun.elapsed() >= INLINE_BUDGET {
                 workers.spawn(worker);
@@ -971,7 +976,12 @@ struct Queues<T> {
     /// Lanes with items and no worker, waiting for one.
     ready: VecDeque<Lane>,
     workers: usize,
+    /// Buffers of lanes that emptied, for the poller to fill again.
+    spare: Vec<Vec<Queued<T>>>,
 }
+
+/// How many emptied run buffers are kept to be filled again.
+const SPARE_BUFFERS: usize = 64;
 
 /// How many items a worker takes from one lane before it lets a waiting lane go first.
 const LANE_TURN: usize = 64;
@@ -983,6 +993,7 @@ impl<T> Dispatch<T> {
                 lanes: HashMap::new(),
                 ready: VecDeque::new(),
                 workers: 0,
+                spare: Vec::new(),
             }),
             buffered: AtomicUsize::new(0),
             room: tokio::sync::Notify::new(),
@@ -995,22 +1006,30 @@ impl<T> Dispatch<T> {
     /// Queues an item; returns true when a new worker should start on its lane.
     #[cfg(test)]
     fn push(&self, lane: &Lane, item: Queued<T>) -> bool {
-        !self.push_runs([(lane.clone(), vec![item])]).is_empty()
+        !self
+            .push_runs([(lane.clone(), vec![item])], &mut Vec::new())
+            .is_empty()
     }
 
     /// Queues runs of items, each on its lane, under one lock; returns the lanes a new worker
-    /// should start on.
-    fn push_runs(&self, runs: impl IntoIterator<Item = (Lane, Vec<Queued<T>>)>) -> Vec<Lane> {
+    /// should start on. Emptied buffers (of the runs, and of lanes that emptied) go to `spare`.
+    fn push_runs(
+        &self,
+        runs: impl IntoIterator<Item = (Lane, Vec<Queued<T>>)>,
+        spare: &mut Vec<Vec<Queued<T>>>,
+    ) -> Vec<Lane> {
         let mut start = Vec::new();
         let mut q = self.queues.lock().expect("lanes");
-        for (lane, run) in runs {
+        for (lane, mut run) in runs {
             if run.is_empty() {
+                spare.push(run);
                 continue;
             }
             self.buffered.fetch_add(run.len(), AtomicOrdering::AcqRel);
             if let Some(queue) = q.lanes.get_mut(&lane) {
                 // Worked, or already waiting in `ready`.
-                queue.extend(run);
+                queue.extend(run.drain(..));
+                spare.push(run);
                 continue;
             }
             q.lanes.insert(lane.clone(), VecDeque::from(run));
@@ -1021,6 +1040,9 @@ impl<T> Dispatch<T> {
                 q.ready.push_back(lane);
             }
         }
+        spare.append(&mut q.spare);
+        drop(q);
+        spare.truncate(SPARE_BUFFERS);
         start
     }
 
@@ -1051,7 +1073,13 @@ impl<T> Dispatch<T> {
                 // Its turn is up and another lane waits: this one waits behind it.
                 q.ready.push_back(lane.clone());
             } else {
-                q.lanes.remove(lane);
+                if let Some(emptied) = q.lanes.remove(lane) {
+                    if q.spare.len() < SPARE_BUFFERS {
+                        let mut buffer = Vec::from(emptied);
+                        buffer.clear();
+                        q.spare.push(buffer);
+                    }
+                }
             }
             match q.ready.pop_front() {
                 Some(next) => {
@@ -1060,8 +1088,16 @@ impl<T> Dispatch<T> {
                 }
                 None => {
                     q.workers -= 1;
+                    if run.capacity() > 0 && q.spare.len() < SPARE_BUFFERS {
+                        q.spare.push(std::mem::take(run));
+                    }
                     return false;
                 }
+            }
+        }
+        if run.capacity() == 0 {
+            if let Some(buffer) = q.spare.pop() {
+                *run = buffer;
             }
         }
         let queue = q.lanes.get_mut(lane).expect("checked above");
@@ -2055,10 +2091,12 @@ struct Settled {
     epoch: u64,
     offsets: Vec<i64>,
     processed: u64,
-    since: Option<Instant>,
+    /// How long the handler calls and dead-letter writes since the last store took: the
+    /// clock is read for the handler metric anyway.
+    busy: Duration,
 }
 
-/// How long a finished offset may wait in a run before it is stored.
+/// How much handling time a finished offset may wait in a run before it is stored.
 const SETTLE_AFTER: Duration = Duration::from_millis(5);
 
 impl<T, H> TaskCtx<T, H>
@@ -2083,7 +2121,7 @@ where
             epoch: run.first().map_or(0, |q| q.epoch),
             offsets: Vec::with_capacity(run.len()),
             processed: 0,
-            since: None,
+            busy: Duration::ZERO,
         };
         // The epoch last found current, and the revocation count then.
         let mut checked: Option<(u64, u64)> = None;
@@ -2120,10 +2158,8 @@ where
             // At-most-once finished a record before its handler ran: storing it again is a
             // no-op, while a tombstone or an undecodable message finishes here.
             settled.offsets.push(offset);
-            match settled.since {
-                None => settled.since = Some(Instant::now()),
-                Some(t) if t.elapsed() >= SETTLE_AFTER => self.settle(tp, &mut settled, metrics),
-                Some(_) => {}
+            if settled.busy >= SETTLE_AFTER {
+                self.settle(tp, &mut settled, metrics);
             }
         }
         self.settle(tp, &mut settled, metrics);
@@ -2150,7 +2186,7 @@ where
                 .fetch_add(settled.processed, AtomicOrdering::Relaxed);
             settled.processed = 0;
         }
-        settled.since = None;
+        settled.busy = Duration::ZERO;
     }
 
     /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop. A
@@ -2176,6 +2212,8 @@ where
                     message: source.to_string(),
                 };
                 self.fail(&failure, metrics).await?;
+                // It may have waited for the broker: store what is finished soon.
+                settled.busy = SETTLE_AFTER;
                 return Ok(Outcome::Finished);
             }
             Item::Record(record) => record,
@@ -2241,9 +2279,9 @@ where
                 // That attempt's acknowledgement no longer counts.
                 valid.store(false, AtomicOrdering::Release);
             }
-            metrics
-                .handler_seconds
-                .record(started.elapsed().as_secs_f64());
+            let took = started.elapsed();
+            settled.busy += took;
+            metrics.handler_seconds.record(took.as_secs_f64());
             let ok = outcome.as_ref().map_or_else(|e| !e.retryable, |_| true);
             self.gate.record(ok, probe, &tp.topic);
             let e = match outcome {
@@ -2299,7 +2337,11 @@ where
                         .failed
                         .fetch_add(1, AtomicOrdering::Relaxed);
                 }
-                _ => self.dead_letter(&failure, metrics).await?,
+                _ => {
+                    self.dead_letter(&failure, metrics).await?;
+                    // That waited for the broker: store what is finished soon.
+                    settled.busy = SETTLE_AFTER;
+                }
             }
             // A failed message (dead-lettered or skipped) is finished here.
             return Ok(Outcome::Finished);
