@@ -42,6 +42,16 @@
 //! partitions and many keys — orders keyed by customer — then gets real concurrency, and the
 //! watermark still never commits past an unfinished message.
 //!
+//! Fetched messages reach their lanes in runs (what one wake of the poller found), and a lane
+//! stores its finished offsets once per run, or once its handler calls took a few
+//! milliseconds, not once per message. A lane that gets work starts in the polling task and
+//! becomes a task of its own as soon as its handler has to wait: a handler that is ready at
+//! once costs no task switch. So the polling task also runs handlers up to their first wait,
+//! for about a millisecond per wake (and the run under way then) before it hands lanes to
+//! other threads: keep blocking calls out of async handlers (use
+//! [`run_blocking`](LoopBuilder::run_blocking) or `spawn_blocking` for them), as on any async
+//! runtime.
+//!
 //! # Failures
 //!
 //! A handler returns [`HandlerError::retryable`] (the default for any error) or
@@ -884,8 +894,9 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
     /// A new worker first runs right here, in the poller, until its handler call has to wait
     /// (only then is it spawned as a task) or it ran out of work: a handler that is ready at
     /// once then costs no task, no wake-up and no hand-over to another thread. Once the
-    /// workers started in one hand-over took [`INLINE_BUDGET`], the rest are spawned at once,
-    /// so handlers that compute long between their awaits run on the other threads.
+    /// workers started in one hand-over took [`INLINE_BUDGET`], a worker yields at the end of
+    /// its run (becoming a task) and the rest are spawned at once, so handlers that compute
+    /// long between their awaits run on the other threads.
     /// An error of a worker that ended here is returned.
     fn hand_over<H: Handle<T>>(
         &mut self,
@@ -908,11 +919,12 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
         let begun = Instant::now();
         let mut error = None;
         for lane in dispatch.push_runs(self.runs.drain(..), &mut self.spare) {
-            let worker = lane_worker(ctx.clone(), dispatch.clone(), lane);
-            if begun.elapsed() >= INLINE_BUDGET {
-                workers.spawn(worker);
+            let left = INLINE_BUDGET.saturating_sub(begun.elapsed());
+            if left.is_zero() {
+                workers.spawn(lane_worker(ctx.clone(), dispatch.clone(), lane, None));
                 continue;
             }
+            let worker = lane_worker(ctx.clone(), dispatch.clone(), lane, Some(left));
             let mut worker = Box::pin(worker);
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             // The task's first poll registers its own waker again, as every poll does.
@@ -1120,10 +1132,14 @@ impl<T> Dispatch<T> {
 }
 
 /// Handles lanes' items, each lane in order, until there is nothing left or the loop stops.
+///
+/// A worker that runs in the poller (see [`Gathered::hand_over`]) gets a `budget`: once a run
+/// ends after it is spent, the worker yields, and so becomes a task of its own.
 async fn lane_worker<T, H>(
     ctx: Arc<TaskCtx<T, H>>,
     dispatch: Arc<Dispatch<T>>,
     mut lane: Lane,
+    budget: Option<Duration>,
 ) -> Result<()>
 where
     T: Model + Send + Sync + 'static,
@@ -1132,6 +1148,7 @@ where
     let mut metrics = LoopMetrics::new(&lane.tp.topic);
     let mut turn = 0;
     let mut run = Vec::new();
+    let mut inline_until = budget.map(|b| Instant::now() + b);
     while !ctx.stopping() {
         if !dispatch.pop_run(&mut lane, &mut turn, &mut run, LANE_TURN) {
             return Ok(());
@@ -1146,6 +1163,11 @@ where
         ctx.state.finished(&tp);
         run.clear();
         result?;
+        if inline_until.is_some_and(|t| Instant::now() >= t) {
+            // Back to polling: the rest runs as a task.
+            inline_until = None;
+            tokio::task::yield_now().await;
+        }
     }
     Ok(())
 }

@@ -1077,3 +1077,73 @@ async fn on_one_thread_handlers_ready_at_once_and_handlers_that_wait_keep_order_
     let c = committed(&group, &topic).await;
     assert_eq!(c.values().map(|o| o.unwrap_or(0)).sum::<i64>(), total);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_that_compute_long_without_waiting_move_off_the_polling_thread() {
+    // A handler that is ready at once first runs in the polling task; one that computes for a
+    // while must not keep it there: after a short budget its lane continues on the runtime's
+    // worker threads. Order and commits hold throughout.
+    let topic = new_topic("runner-cpu", 3).await;
+    let total: i64 = 600;
+    produce(&topic, total).await;
+    let group = unique_name("runner-cpu-g");
+    let polling_thread = std::thread::current().id();
+    let on_poller = Arc::new(AtomicUsize::new(0));
+    let handled: Arc<Mutex<HashMap<i32, Vec<i64>>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let token = CancellationToken::new();
+    let shared = (
+        on_poller.clone(),
+        handled.clone(),
+        count.clone(),
+        token.clone(),
+    );
+    let run = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .max_concurrent(3)
+        .run(
+            move |record| {
+                let (on_poller, handled, count, token) = shared.clone();
+                // Computes for 300 µs without an await.
+                let until = std::time::Instant::now() + Duration::from_micros(300);
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                if std::thread::current().id() == polling_thread {
+                    on_poller.fetch_add(1, Ordering::Relaxed);
+                }
+                handled
+                    .lock()
+                    .unwrap()
+                    .entry(record.partition)
+                    .or_default()
+                    .push(record.offset);
+                if count.fetch_add(1, Ordering::Relaxed) + 1 == total as usize {
+                    token.cancel();
+                }
+                async { Ok::<(), HandlerError>(()) }
+            },
+            token.clone(),
+        );
+    let stats = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+    assert_eq!(stats.processed, total as u64);
+    let on_poller = on_poller.load(Ordering::Relaxed);
+    assert!(
+        on_poller < total as usize / 2,
+        "{on_poller} of {total} long handler calls ran on the polling thread"
+    );
+    let handled = handled.lock().unwrap().clone();
+    for (p, offsets) in &handled {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, &expected,
+            "partition {p}: each offset once, in order"
+        );
+    }
+    let c = committed(&group, &topic).await;
+    assert_eq!(c.values().map(|o| o.unwrap_or(0)).sum::<i64>(), total);
+}
