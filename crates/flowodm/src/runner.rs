@@ -42,6 +42,16 @@
 //! partitions and many keys — orders keyed by customer — then gets real concurrency, and the
 //! watermark still never commits past an unfinished message.
 //!
+//! Fetched messages reach their lanes in runs (what one wake of the poller found), and a lane
+//! stores its finished offsets once per run, or once its handler calls took a few
+//! milliseconds, not once per message. A lane that gets work starts in the polling task and
+//! becomes a task of its own as soon as its handler has to wait: a handler that is ready at
+//! once costs no task switch. So the polling task also runs handlers up to their first wait,
+//! for about a millisecond per wake (and the run under way then) before it hands lanes to
+//! other threads: keep blocking calls out of async handlers (use
+//! [`run_blocking`](LoopBuilder::run_blocking) or `spawn_blocking` for them), as on any async
+//! runtime.
+//!
 //! # Failures
 //!
 //! A handler returns [`HandlerError::retryable`] (the default for any error) or
@@ -442,18 +452,11 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
     {
-        self.run_with_ack(
-            move |record, ack: Ack| {
-                let handled = handler(record);
-                async move {
-                    handled.await?;
-                    ack.done();
-                    Ok(())
-                }
-            },
-            shutdown,
-        )
-        .await
+        // A message finishes when the handler returns `Ok`: no `Ack` is made, and the worker
+        // settles its messages together (see `lane_worker`).
+        let mut this = self;
+        let hooks = (this.on_startup.take(), this.on_shutdown.take());
+        with_hooks(hooks, this.run_inner(Plain(handler), shutdown)).await
     }
 
     /// Like [`run`](Self::run), but a message counts as finished only when its [`Ack`] is
@@ -509,7 +512,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
     {
         let hooks = (self.on_startup.take(), self.on_shutdown.take());
-        with_hooks(hooks, self.run_inner(handler, shutdown)).await
+        with_hooks(hooks, self.run_inner(WithAck(handler), shutdown)).await
     }
 
     /// Runs an exactly-once consume-transform-produce loop: the handler turns each record into
@@ -588,10 +591,9 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         ))
     }
 
-    async fn run_inner<H, Fut>(self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
+    async fn run_inner<H>(self, handler: H, shutdown: CancellationToken) -> Result<LoopStats>
     where
-        H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+        H: Handle<T>,
     {
         let state = Arc::new(Shared::default());
         let drain_state = state.clone();
@@ -634,7 +636,18 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             gate: Gate::new(self.rate_limit, self.circuit_breaker),
             permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent)),
             stop: shutdown.child_token(),
+            stopping: Arc::default(),
         });
+        // Whatever ends this loop (also dropping it), its workers stop; and they learn of it
+        // through a flag, which, unlike the token, costs no lock to read per message.
+        let _stop_on_drop = ctx.stop.clone().drop_guard();
+        {
+            let (stop, stopping) = (ctx.stop.clone(), ctx.stopping.clone());
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                stopping.store(true, AtomicOrdering::Release);
+            });
+        }
 
         // Work waits in lanes: one per partition, or per (partition, key). A lane with work has
         // one worker task that handles its items one after another; a semaphore bounds how many
@@ -651,6 +664,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         let mut full_since: Option<tokio::time::Instant> = None;
         let mut last_commit = Instant::now();
         let mut failure: Option<Error> = None;
+        let mut gathered = Gathered::<T>::new(state.revocations());
 
         // One poll at a time, kept across iterations: a poll that has taken a message from
         // librdkafka may still be waiting for the registry (a new writer schema), and dropping it
@@ -708,11 +722,11 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => {
                             failure = Some(e);
-                            ctx.stop.cancel();
+                            ctx.cancel();
                         }
                         Err(e) => {
                             failure = Some(Error::config("runtime", format!("a handler task failed: {e}")));
-                            ctx.stop.cancel();
+                            ctx.cancel();
                         }
                     }
                 }
@@ -720,9 +734,12 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 _ = tokio::time::sleep_until(pause_at), if !fetch => {}
                 polled = &mut poll, if fetch => {
                     poll = next_poll(&consumer, self.poll_timeout);
-                    // Take what is already fetched without going round the select each time.
+                    // Take what is already fetched without going round the select each time,
+                    // gathering it into one run per lane: a lane is handed its run with one
+                    // lock and at most one wake-up.
                     let mut next = Some(polled);
                     let mut taken = 0;
+                    let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
                     while let Some(polled) = next.take() {
                         let item = match polled {
                             Ok(Consumed::Record(r)) => Some(Item::Record(r)),
@@ -737,28 +754,35 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                                 tracing::warn!(error = %e, "poll failed; retrying");
                                 None
                             }
-                            Err(e) => { failure = Some(e); break 'poll; }
+                            Err(e) => {
+                                failure = Some(e);
+                                break 'poll;
+                            }
                         };
                         let Some(item) = item else { break };
-                        let tp = item.partition();
-                        let epoch = state.received(&tp, item.offset());
-                        let lane = Lane {
-                            key: match self.order_by {
-                                OrderBy::Key => item.key().map(<[u8]>::to_vec),
-                                OrderBy::Partition => None,
-                            },
-                            tp: tp.clone(),
-                        };
-                        if dispatch.push(&lane, Queued { item, tp, epoch }) {
-                            workers.spawn(lane_worker(ctx.clone(), dispatch.clone(), lane));
+                        // A revocation ran inside that poll: what was gathered before it keeps
+                        // the epoch it was fetched in (and is dropped as stale), what follows
+                        // gets the new one.
+                        let revocations = state.revocations();
+                        if revocations != gathered.revocations {
+                            if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &ctx) {
+                                failure.get_or_insert(e);
+                                ctx.cancel();
+                            }
+                            gathered.revocations = revocations;
                         }
+                        gathered.add(item, self.order_by, &state);
                         taken += 1;
                         if taken < DRAIN_AT_ONCE
-                            && dispatch.buffered.load(AtomicOrdering::Acquire) < high_water
-                            && !ctx.stop.is_cancelled()
+                            && buffered + taken < high_water
+                            && !ctx.stopping()
                         {
                             next = Some(consumer.consume_one(Duration::ZERO).await);
                         }
+                    }
+                    if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &ctx) {
+                        failure.get_or_insert(e);
+                        ctx.cancel();
                     }
                 }
             }
@@ -766,7 +790,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
 
         // Shutdown: no new work (workers stop taking items once `stop` is cancelled); let
         // in-flight messages finish; commit; leave.
-        ctx.stop.cancel();
+        ctx.cancel();
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         while !workers.is_empty() {
             match tokio::time::timeout_at(deadline, workers.join_next()).await {
@@ -801,6 +825,152 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
     }
 }
 
+/// What one drain of the poller fetched, as one run per lane, not yet handed to the lanes.
+struct Gathered<T> {
+    runs: Vec<(Lane, Vec<Queued<T>>)>,
+    /// Emptied run buffers to fill again: records are large, and freeing buffers of a few
+    /// hundred of them costs more than handling them.
+    spare: Vec<Vec<Queued<T>>>,
+    /// Index of each lane's run in `runs` (the last run is tried first).
+    index: HashMap<Lane, usize>,
+    /// [`Shared::revocations`] when the gathered items' epochs were read.
+    revocations: u64,
+}
+
+impl<T: Model + Send + Sync + 'static> Gathered<T> {
+    fn new(revocations: u64) -> Self {
+        Gathered {
+            runs: Vec::new(),
+            spare: Vec::new(),
+            index: HashMap::new(),
+            revocations,
+        }
+    }
+
+    /// Adds an item to its lane's run.
+    fn add(&mut self, item: Item<T>, order_by: OrderBy, state: &Shared) {
+        let (topic, partition) = item.topic_partition();
+        let key = match order_by {
+            OrderBy::Key => Some(lane_key(item.key())),
+            OrderBy::Partition => None,
+        };
+        let at = match self.runs.last() {
+            Some((lane, _))
+                if lane.key == key && lane.tp.partition == partition && lane.tp.topic == topic =>
+            {
+                self.runs.len() - 1
+            }
+            _ => {
+                let lane = Lane {
+                    tp: TopicPartition {
+                        topic: topic.to_string(),
+                        partition,
+                    },
+                    key,
+                };
+                match self.index.get(&lane) {
+                    Some(at) => *at,
+                    None => {
+                        self.index.insert(lane.clone(), self.runs.len());
+                        let run = self.spare.pop().unwrap_or_default();
+                        self.runs.push((lane, run));
+                        self.runs.len() - 1
+                    }
+                }
+            }
+        };
+        let (lane, run) = &mut self.runs[at];
+        // The epoch is the partition's as of this drain (no revocation ran since it started).
+        let epoch = match run.first() {
+            Some(q) => q.epoch,
+            None => state.epoch(&lane.tp),
+        };
+        run.push(Queued { item, epoch });
+    }
+
+    /// Marks the gathered offsets unfinished and hands each run to its lane, starting workers
+    /// for lanes that have none.
+    ///
+    /// A new worker first runs right here, in the poller, until its handler call has to wait
+    /// (only then is it spawned as a task) or it ran out of work: a handler that is ready at
+    /// once then costs no task, no wake-up and no hand-over to another thread. Once the
+    /// workers started in one hand-over took [`INLINE_BUDGET`], a worker yields at the end of
+    /// its run (becoming a task) and the rest are spawned at once, so handlers that compute
+    /// long between their awaits run on the other threads.
+    /// An error of a worker that ended here is returned.
+    fn hand_over<H: Handle<T>>(
+        &mut self,
+        state: &Shared,
+        dispatch: &Arc<Dispatch<T>>,
+        workers: &mut JoinSet<Result<()>>,
+        ctx: &Arc<TaskCtx<T, H>>,
+    ) -> Option<Error> {
+        if self.runs.is_empty() {
+            return None;
+        }
+        state.received_runs(self.runs.iter().map(|(lane, run)| {
+            (
+                &lane.tp,
+                run.first().map_or(0, |q| q.epoch),
+                run.iter().map(|q| q.item.offset()),
+            )
+        }));
+        self.index.clear();
+        let begun = Instant::now();
+        let mut error = None;
+        for lane in dispatch.push_runs(self.runs.drain(..), &mut self.spare) {
+            let left = INLINE_BUDGET.saturating_sub(begun.elapsed());
+            if left.is_zero() {
+                workers.spawn(lane_worker(ctx.clone(), dispatch.clone(), lane, None));
+                continue;
+            }
+            let worker = lane_worker(ctx.clone(), dispatch.clone(), lane, Some(left));
+            let mut worker = Box::pin(worker);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // The task's first poll registers its own waker again, as every poll does.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                worker.as_mut().poll(&mut cx)
+            })) {
+                Ok(std::task::Poll::Pending) => {
+                    workers.spawn(worker);
+                }
+                Ok(std::task::Poll::Ready(Ok(()))) => {}
+                Ok(std::task::Poll::Ready(Err(e))) => {
+                    error.get_or_insert(e);
+                }
+                Err(_) => {
+                    error.get_or_insert(Error::config(
+                        "runtime",
+                        "a lane worker panicked".to_string(),
+                    ));
+                }
+            }
+        }
+        error
+    }
+}
+
+/// How long the workers started in one hand-over may run in the poller; see
+/// [`Gathered::hand_over`].
+const INLINE_BUDGET: Duration = Duration::from_millis(1);
+
+/// A lane's identity within a partition: a hash of the key (two keys that collide share a
+/// lane, which only orders them more than needed).
+fn lane_key(key: Option<&[u8]>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = SEED.get_or_init(Default::default).build_hasher();
+    match key {
+        Some(k) => {
+            h.write_u8(1);
+            h.write(k);
+        }
+        None => h.write_u8(0),
+    }
+    h.finish()
+}
+
 /// The lanes and the count of items waiting in them, shared by the poller and the lane workers.
 struct Dispatch<T> {
     queues: Mutex<Queues<T>>,
@@ -818,7 +988,12 @@ struct Queues<T> {
     /// Lanes with items and no worker, waiting for one.
     ready: VecDeque<Lane>,
     workers: usize,
+    /// Buffers of lanes that emptied, for the poller to fill again.
+    spare: Vec<Vec<Queued<T>>>,
 }
+
+/// How many emptied run buffers are kept to be filled again.
+const SPARE_BUFFERS: usize = 64;
 
 /// How many items a worker takes from one lane before it lets a waiting lane go first.
 const LANE_TURN: usize = 64;
@@ -830,6 +1005,7 @@ impl<T> Dispatch<T> {
                 lanes: HashMap::new(),
                 ready: VecDeque::new(),
                 workers: 0,
+                spare: Vec::new(),
             }),
             buffered: AtomicUsize::new(0),
             room: tokio::sync::Notify::new(),
@@ -840,27 +1016,65 @@ impl<T> Dispatch<T> {
     }
 
     /// Queues an item; returns true when a new worker should start on its lane.
+    #[cfg(test)]
     fn push(&self, lane: &Lane, item: Queued<T>) -> bool {
-        let mut q = self.queues.lock().expect("lanes");
-        self.buffered.fetch_add(1, AtomicOrdering::AcqRel);
-        if let Some(queue) = q.lanes.get_mut(lane) {
-            // Worked, or already waiting in `ready`.
-            queue.push_back(item);
-            return false;
-        }
-        q.lanes.insert(lane.clone(), VecDeque::from([item]));
-        if q.workers < self.max_workers {
-            q.workers += 1;
-            true
-        } else {
-            q.ready.push_back(lane.clone());
-            false
-        }
+        !self
+            .push_runs([(lane.clone(), vec![item])], &mut Vec::new())
+            .is_empty()
     }
 
-    /// The next item for the worker on `lane`: from that lane, or, when it is empty or had its
-    /// turn, from a waiting lane (`lane` changes). `None` when there is nothing: the worker ends.
+    /// Queues runs of items, each on its lane, under one lock; returns the lanes a new worker
+    /// should start on. Emptied buffers (of the runs, and of lanes that emptied) go to `spare`.
+    fn push_runs(
+        &self,
+        runs: impl IntoIterator<Item = (Lane, Vec<Queued<T>>)>,
+        spare: &mut Vec<Vec<Queued<T>>>,
+    ) -> Vec<Lane> {
+        let mut start = Vec::new();
+        let mut q = self.queues.lock().expect("lanes");
+        for (lane, mut run) in runs {
+            if run.is_empty() {
+                spare.push(run);
+                continue;
+            }
+            self.buffered.fetch_add(run.len(), AtomicOrdering::AcqRel);
+            if let Some(queue) = q.lanes.get_mut(&lane) {
+                // Worked, or already waiting in `ready`.
+                queue.extend(run.drain(..));
+                spare.push(run);
+                continue;
+            }
+            q.lanes.insert(lane.clone(), VecDeque::from(run));
+            if q.workers < self.max_workers {
+                q.workers += 1;
+                start.push(lane);
+            } else {
+                q.ready.push_back(lane);
+            }
+        }
+        spare.append(&mut q.spare);
+        drop(q);
+        spare.truncate(SPARE_BUFFERS);
+        start
+    }
+
+    /// The next item for the worker on `lane`; see [`pop_run`](Self::pop_run).
+    #[cfg(test)]
     fn pop(&self, lane: &mut Lane, turn: &mut usize) -> Option<Queued<T>> {
+        let mut run = Vec::new();
+        self.pop_run(lane, turn, &mut run, 1).then(|| run.remove(0))
+    }
+
+    /// The next items, at most `max`, for the worker on `lane` (into `run`): from that lane,
+    /// or, when it is empty or had its turn, from a waiting lane (`lane` changes). False when
+    /// there is nothing: the worker ends.
+    fn pop_run(
+        &self,
+        lane: &mut Lane,
+        turn: &mut usize,
+        run: &mut Vec<Queued<T>>,
+        max: usize,
+    ) -> bool {
         let mut q = self.queues.lock().expect("lanes");
         loop {
             let has_more = q.lanes.get(lane).is_some_and(|l| !l.is_empty());
@@ -871,7 +1085,13 @@ impl<T> Dispatch<T> {
                 // Its turn is up and another lane waits: this one waits behind it.
                 q.ready.push_back(lane.clone());
             } else {
-                q.lanes.remove(lane);
+                if let Some(emptied) = q.lanes.remove(lane) {
+                    if q.spare.len() < SPARE_BUFFERS {
+                        let mut buffer = Vec::from(emptied);
+                        buffer.clear();
+                        q.spare.push(buffer);
+                    }
+                }
             }
             match q.ready.pop_front() {
                 Some(next) => {
@@ -880,49 +1100,74 @@ impl<T> Dispatch<T> {
                 }
                 None => {
                     q.workers -= 1;
-                    return None;
+                    if run.capacity() > 0 && q.spare.len() < SPARE_BUFFERS {
+                        q.spare.push(std::mem::take(run));
+                    }
+                    return false;
                 }
             }
         }
-        *turn += 1;
-        let item = q.lanes.get_mut(lane).and_then(VecDeque::pop_front);
+        if run.capacity() == 0 {
+            if let Some(buffer) = q.spare.pop() {
+                *run = buffer;
+            }
+        }
+        let queue = q.lanes.get_mut(lane).expect("checked above");
+        let n = queue
+            .len()
+            .min(max)
+            .min(LANE_TURN.saturating_sub(*turn).max(1));
+        run.extend(queue.drain(..n));
+        *turn += n;
         drop(q);
-        let left = self.buffered.fetch_sub(1, AtomicOrdering::AcqRel) - 1;
-        if left + 1 == self.high_water || left == self.low_water {
+        let before = self.buffered.fetch_sub(n, AtomicOrdering::AcqRel);
+        let left = before - n;
+        if (before >= self.high_water && left < self.high_water)
+            || (before > self.low_water && left <= self.low_water)
+        {
             self.room.notify_one();
         }
-        item
+        true
     }
 }
 
 /// Handles lanes' items, each lane in order, until there is nothing left or the loop stops.
-async fn lane_worker<T, H, Fut>(
+///
+/// A worker that runs in the poller (see [`Gathered::hand_over`]) gets a `budget`: once a run
+/// ends after it is spent, the worker yields, and so becomes a task of its own.
+async fn lane_worker<T, H>(
     ctx: Arc<TaskCtx<T, H>>,
     dispatch: Arc<Dispatch<T>>,
     mut lane: Lane,
+    budget: Option<Duration>,
 ) -> Result<()>
 where
     T: Model + Send + Sync + 'static,
-    H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+    H: Handle<T>,
 {
     let mut metrics = LoopMetrics::new(&lane.tp.topic);
     let mut turn = 0;
-    while !ctx.stop.is_cancelled() {
-        let Some(Queued { item, tp, epoch }) = dispatch.pop(&mut lane, &mut turn) else {
+    let mut run = Vec::new();
+    let mut inline_until = budget.map(|b| Instant::now() + b);
+    while !ctx.stopping() {
+        if !dispatch.pop_run(&mut lane, &mut turn, &mut run, LANE_TURN) {
             return Ok(());
-        };
-        if !ctx.state.is_current(&tp, epoch) {
-            // Fetched before its partition was revoked: the new owner reads it again.
-            continue;
         }
-        if metrics.topic != tp.topic {
-            metrics = LoopMetrics::new(&tp.topic);
+        if metrics.topic != lane.tp.topic {
+            metrics = LoopMetrics::new(&lane.tp.topic);
         }
+        // In flight from here until the run is settled: a revocation of the partition waits.
+        let tp = lane.tp.clone();
         ctx.state.started(&tp);
-        let result = ctx.process(item, &tp, epoch, &metrics).await;
+        let result = ctx.process_run(&tp, &mut run, &metrics).await;
         ctx.state.finished(&tp);
+        run.clear();
         result?;
+        if inline_until.is_some_and(|t| Instant::now() >= t) {
+            // Back to polling: the rest runs as a task.
+            inline_until = None;
+            tokio::task::yield_now().await;
+        }
     }
     Ok(())
 }
@@ -1070,6 +1315,11 @@ impl Gate {
             circuit: Mutex::default(),
             changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Whether [`pass`](Self::pass) can make a call wait.
+    fn may_wait(&self) -> bool {
+        self.interval.is_some() || self.breaker.is_some()
     }
 
     /// Waits until a handler call may start: `None` if `stop` came first, else whether the
@@ -1539,14 +1789,18 @@ enum Item<T> {
 }
 
 impl<T> Item<T> {
-    fn partition(&self) -> TopicPartition {
-        let (topic, partition) = match self {
+    fn topic_partition(&self) -> (&str, i32) {
+        match self {
             Item::Record(r) => (&r.topic, r.partition),
             Item::Tombstone(t) => (&t.topic, t.partition),
             Item::Undecodable(raw, _) => (&raw.topic, raw.partition),
-        };
+        }
+    }
+
+    fn partition(&self) -> TopicPartition {
+        let (topic, partition) = self.topic_partition();
         TopicPartition {
-            topic: topic.clone(),
+            topic: topic.to_string(),
             partition,
         }
     }
@@ -1570,17 +1824,17 @@ impl<T> Item<T> {
     }
 }
 
-/// Items that must run one after another: a partition, or a key within a partition.
+/// Items that must run one after another: a partition, or a key within a partition (by the
+/// key's [hash](lane_key)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Lane {
     tp: TopicPartition,
-    key: Option<Vec<u8>>,
+    key: Option<u64>,
 }
 
 /// An item waiting in its lane, with the assignment epoch of its partition when it arrived.
 struct Queued<T> {
     item: Item<T>,
-    tp: TopicPartition,
     epoch: u64,
 }
 
@@ -1605,19 +1859,51 @@ struct Shared {
     stats: Counts,
     /// Per partition: unfinished offsets, and how often it was revoked (its epoch).
     marks: Mutex<HashMap<TopicPartition, Watermark>>,
+    /// How many revocations began (changed under `marks`): while it is unchanged, an epoch
+    /// read before is still current.
+    revocations: AtomicU64,
 }
 
 impl Shared {
     /// A message arrived: it is unfinished until [`complete`](Self::complete). Returns the
     /// partition's epoch.
+    #[cfg(test)]
     fn received(&self, tp: &TopicPartition, offset: i64) -> u64 {
+        let epoch = self.epoch(tp);
+        self.received_runs([(tp, epoch, [offset])]);
+        epoch
+    }
+
+    /// The partition's current epoch.
+    fn epoch(&self, tp: &TopicPartition) -> u64 {
         let mut marks = self.marks.lock().expect("lock");
-        if !marks.contains_key(tp) {
-            marks.insert(tp.clone(), Watermark::default());
+        match marks.get(tp) {
+            Some(mark) => mark.epoch,
+            None => {
+                marks.insert(tp.clone(), Watermark::default());
+                0
+            }
         }
-        let mark = marks.get_mut(tp).expect("just inserted");
-        mark.pending.insert(offset);
-        mark.epoch
+    }
+
+    /// See [`revocations`](Self::revocations).
+    fn revocations(&self) -> u64 {
+        self.revocations.load(AtomicOrdering::Acquire)
+    }
+
+    /// Messages arrived, fetched in the given epochs of their partitions: each is unfinished
+    /// until [`complete`](Self::complete)d. Those of an epoch that has passed are not counted:
+    /// their lane drops them.
+    fn received_runs<'a, O: IntoIterator<Item = i64>>(
+        &self,
+        runs: impl IntoIterator<Item = (&'a TopicPartition, u64, O)>,
+    ) {
+        let mut marks = self.marks.lock().expect("lock");
+        for (tp, epoch, offsets) in runs {
+            if let Some(mark) = marks.get_mut(tp).filter(|m| m.epoch == epoch) {
+                mark.pending.extend(offsets);
+            }
+        }
     }
 
     fn is_current(&self, tp: &TopicPartition, epoch: u64) -> bool {
@@ -1630,15 +1916,29 @@ impl Shared {
 
     /// A message finished; returns the offset up to which everything finished when that moved
     /// (the last finished offset of the contiguous run), to be stored for the commit.
+    #[cfg(test)]
     fn complete(&self, tp: &TopicPartition, epoch: u64, offset: i64) -> Option<i64> {
+        self.complete_all(tp, epoch, &[offset])
+    }
+
+    /// Messages of one partition and epoch finished; returns the offset up to which everything
+    /// finished when that moved (the last finished offset of the contiguous run), to be stored
+    /// for the commit.
+    fn complete_all(&self, tp: &TopicPartition, epoch: u64, offsets: &[i64]) -> Option<i64> {
         let mut marks = self.marks.lock().expect("lock");
         let mark = marks
             .get_mut(tp)
             .filter(|m| m.epoch == epoch || m.draining == Some(epoch))?;
-        if !mark.pending.remove(&offset) {
+        let mut moved = false;
+        for &offset in offsets {
+            if mark.pending.remove(&offset) {
+                mark.next = mark.next.max(offset + 1);
+                moved = true;
+            }
+        }
+        if !moved {
             return None;
         }
-        mark.next = mark.next.max(offset + 1);
         let done_before = mark.pending.first().copied().unwrap_or(mark.next);
         (done_before > 0).then_some(done_before - 1)
     }
@@ -1648,6 +1948,7 @@ impl Shared {
     fn revoke(&self, partitions: &[TopicPartition], grace: Duration) {
         {
             let mut marks = self.marks.lock().expect("lock");
+            self.revocations.fetch_add(1, AtomicOrdering::AcqRel);
             for tp in partitions {
                 let mark = marks.entry(tp.clone()).or_default();
                 mark.draining = Some(mark.epoch);
@@ -1720,6 +2021,49 @@ impl Shared {
     }
 }
 
+/// How the loop calls a handler: with an [`Ack`] that finishes the message, or without one
+/// (the message finishes when the call returns `Ok`).
+trait Handle<T>: Send + Sync + 'static {
+    type Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static;
+    /// Whether messages finish through their `Ack` rather than when the call returns.
+    const ACKS: bool;
+    /// Calls the handler; `ack` is `Some` exactly when [`ACKS`](Self::ACKS) is true.
+    fn call(&self, record: Record<T>, ack: Option<Ack>) -> Self::Fut;
+}
+
+/// A handler of [`run`](LoopBuilder::run).
+struct Plain<H>(H);
+
+impl<T, H, Fut> Handle<T> for Plain<H>
+where
+    H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+{
+    type Fut = Fut;
+    const ACKS: bool = false;
+    fn call(&self, record: Record<T>, _ack: Option<Ack>) -> Fut {
+        (self.0)(record)
+    }
+}
+
+/// A handler of [`run_with_ack`](LoopBuilder::run_with_ack).
+struct WithAck<H>(H);
+
+impl<T, H, Fut> Handle<T> for WithAck<H>
+where
+    H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+{
+    type Fut = Fut;
+    const ACKS: bool = true;
+    fn call(&self, record: Record<T>, ack: Option<Ack>) -> Fut {
+        (self.0)(
+            record,
+            ack.expect("an Ack for every call of an acknowledging handler"),
+        )
+    }
+}
+
 struct TaskCtx<T, H> {
     handler: H,
     consumer: Arc<Consumer<T>>,
@@ -1734,16 +2078,137 @@ struct TaskCtx<T, H> {
     /// Running or unacknowledged handler calls.
     permits: Arc<tokio::sync::Semaphore>,
     stop: CancellationToken,
+    /// Set once `stop` is cancelled.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl<T, H, Fut> TaskCtx<T, H>
+impl<T, H> TaskCtx<T, H> {
+    /// Whether the loop is stopping: no new message is started.
+    fn stopping(&self) -> bool {
+        self.stopping.load(AtomicOrdering::Acquire)
+    }
+
+    /// Stops the loop.
+    fn cancel(&self) {
+        self.stopping.store(true, AtomicOrdering::Release);
+        self.stop.cancel();
+    }
+}
+
+/// How a message left [`TaskCtx::process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The handler returned `Ok` and no `Ack` finishes it: handled, and (at-least-once) its
+    /// offset may be committed.
+    Handled,
+    /// Failed for good (dead-lettered, skipped) or passed over: its offset may be committed.
+    Finished,
+    /// Nothing more to do here: its `Ack` finishes it, it was finished before the handler
+    /// (at-most-once), or shutdown left it unfinished.
+    Open,
+}
+
+/// The offsets a lane worker finished and not yet stored, with the counts to add.
+struct Settled {
+    epoch: u64,
+    offsets: Vec<i64>,
+    processed: u64,
+    /// How long the handler calls and dead-letter writes since the last store took: the
+    /// clock is read for the handler metric anyway.
+    busy: Duration,
+}
+
+/// How much handling time a finished offset may wait in a run before it is stored.
+const SETTLE_AFTER: Duration = Duration::from_millis(5);
+
+impl<T, H> TaskCtx<T, H>
 where
     T: Model + Send + Sync + 'static,
-    H: Fn(Record<T>, Ack) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+    H: Handle<T>,
 {
     fn backoff(&self, attempt: u32) -> Duration {
         backoff(self.retry_delay, self.max_retry_delay, attempt)
+    }
+
+    /// Handles a run of one lane's items in order (until the loop stops), storing the finished
+    /// offsets once per run — or sooner when handlers take their time — rather than per
+    /// message. The stored offset is the watermark's: it never passes an unfinished message.
+    async fn process_run(
+        &self,
+        tp: &TopicPartition,
+        run: &mut Vec<Queued<T>>,
+        metrics: &LoopMetrics,
+    ) -> Result<()> {
+        let mut settled = Settled {
+            epoch: run.first().map_or(0, |q| q.epoch),
+            offsets: Vec::with_capacity(run.len()),
+            processed: 0,
+            busy: Duration::ZERO,
+        };
+        // The epoch last found current, and the revocation count then.
+        let mut checked: Option<(u64, u64)> = None;
+        let mut result = Ok(());
+        for Queued { item, epoch } in run.drain(..) {
+            if self.stopping() {
+                break;
+            }
+            let revocations = self.state.revocations();
+            if checked != Some((epoch, revocations)) {
+                if !self.state.is_current(tp, epoch) {
+                    // Fetched before its partition was revoked: the new owner reads it again.
+                    continue;
+                }
+                checked = Some((epoch, revocations));
+            }
+            if epoch != settled.epoch {
+                self.settle(tp, &mut settled, metrics);
+                settled.epoch = epoch;
+            }
+            let offset = item.offset();
+            let outcome = match self.process(item, tp, epoch, metrics, &mut settled).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            match outcome {
+                Outcome::Handled => settled.processed += 1,
+                Outcome::Finished => {}
+                Outcome::Open => continue,
+            }
+            // At-most-once finished a record before its handler ran: storing it again is a
+            // no-op, while a tombstone or an undecodable message finishes here.
+            settled.offsets.push(offset);
+            if settled.busy >= SETTLE_AFTER {
+                self.settle(tp, &mut settled, metrics);
+            }
+        }
+        self.settle(tp, &mut settled, metrics);
+        result
+    }
+
+    /// Stores what `settled` holds and counts it.
+    fn settle(&self, tp: &TopicPartition, settled: &mut Settled, metrics: &LoopMetrics) {
+        if !settled.offsets.is_empty() {
+            finish_offsets(
+                &self.state,
+                &self.consumer,
+                tp,
+                settled.epoch,
+                &settled.offsets,
+            );
+            settled.offsets.clear();
+        }
+        if settled.processed > 0 {
+            metrics.processed.increment(settled.processed);
+            self.state
+                .stats
+                .processed
+                .fetch_add(settled.processed, AtomicOrdering::Relaxed);
+            settled.processed = 0;
+        }
+        settled.busy = Duration::ZERO;
     }
 
     /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop. A
@@ -1755,17 +2220,11 @@ where
         tp: &TopicPartition,
         epoch: u64,
         metrics: &LoopMetrics,
-    ) -> Result<()> {
+        settled: &mut Settled,
+    ) -> Result<Outcome> {
         let offset = item.offset();
-        // Storing fails only for a partition this member no longer holds (its revocation timed
-        // out): the new owner re-delivers the message, which at-least-once allows; not a reason
-        // to stop the loop.
-        let done = |this: &Self| finish_offset(&this.state, &this.consumer, tp, epoch, offset);
         let record = match item {
-            Item::Tombstone(_) => {
-                done(self);
-                return Ok(());
-            }
+            Item::Tombstone(_) => return Ok(Outcome::Finished),
             Item::Undecodable(raw, source) => {
                 let failure = Failure {
                     raw: &raw,
@@ -1775,13 +2234,14 @@ where
                     message: source.to_string(),
                 };
                 self.fail(&failure, metrics).await?;
-                done(self);
-                return Ok(());
+                // It may have waited for the broker: store what is finished soon.
+                settled.busy = SETTLE_AFTER;
+                return Ok(Outcome::Finished);
             }
             Item::Record(record) => record,
         };
         if self.semantics == Semantics::AtMostOnce {
-            done(self);
+            finish_offsets(&self.state, &self.consumer, tp, epoch, &[offset]);
             self.consumer.commit_stored()?;
         }
         // What the dead-letter topic needs, kept before the record moves into the handler
@@ -1790,7 +2250,6 @@ where
         let raw = Arc::new(raw_of(&mut record));
         let schema_id = record.schema_id;
         let mut attempts = 0u32;
-        let mut handled = false;
         let mut record = Some(record);
         loop {
             attempts += 1;
@@ -1799,23 +2258,35 @@ where
                 // A retry decodes the kept bytes again, so models need not be Clone.
                 None => redecode(&self.consumer, &raw, schema_id)?,
             };
+            if self.gate.may_wait() {
+                // A rate limit or an open circuit may hold this call back: what is finished
+                // is stored first.
+                self.settle(tp, settled, metrics);
+            }
             let Some(probe) = self.gate.pass(&self.stop).await else {
                 // Shut down while waiting for the rate limit or an open circuit: unfinished.
-                return Ok(());
+                return Ok(Outcome::Open);
             };
-            let permit = self
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("never closed");
-            let ack = self.ack(tp, epoch, offset, raw.clone(), attempts, permit, metrics);
-            let valid = ack.valid.clone();
+            // With an Ack, a permit bounds the handled-but-unacknowledged messages; without
+            // one, each lane worker runs one call at a time and the workers are capped.
+            let (ack, valid) = if H::ACKS {
+                let permit = self
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("never closed");
+                let ack = self.ack(tp, epoch, offset, raw.clone(), attempts, permit, metrics);
+                let valid = ack.valid.clone();
+                (Some(ack), Some(valid))
+            } else {
+                (None, None)
+            };
             let started = Instant::now();
             // A panicking handler is a fatal failure of its message (as in `run_blocking`),
             // not the end of the loop.
             let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-                (self.handler)(r, ack),
+                self.handler.call(r, ack),
             ))
             .await
             .unwrap_or_else(|panic| {
@@ -1826,21 +2297,19 @@ where
                     .unwrap_or_default();
                 Err(HandlerError::fatal(format!("the handler panicked: {what}")))
             });
-            if outcome.is_err() {
+            if let (Err(_), Some(valid)) = (&outcome, &valid) {
                 // That attempt's acknowledgement no longer counts.
                 valid.store(false, AtomicOrdering::Release);
             }
-            metrics
-                .handler_seconds
-                .record(started.elapsed().as_secs_f64());
+            let took = started.elapsed();
+            settled.busy += took;
+            metrics.handler_seconds.record(took.as_secs_f64());
             let ok = outcome.as_ref().map_or_else(|e| !e.retryable, |_| true);
             self.gate.record(ok, probe, &tp.topic);
             let e = match outcome {
-                Ok(()) => {
-                    // Counted as processed when its Ack is done.
-                    handled = true;
-                    break;
-                }
+                // With an Ack, counted as processed when it is done.
+                Ok(()) if H::ACKS => return Ok(Outcome::Open),
+                Ok(()) => return Ok(Outcome::Handled),
                 Err(e) => e,
             };
             let failure = Failure {
@@ -1859,7 +2328,7 @@ where
                         offset,
                         "shutting down: a message waiting for a retry is left uncommitted"
                     );
-                    return Ok(());
+                    return Ok(Outcome::Open);
                 }
                 Decision::Retry => {
                     metrics.retried.increment(1);
@@ -1867,15 +2336,17 @@ where
                         .stats
                         .retried
                         .fetch_add(1, AtomicOrdering::Relaxed);
+                    // The earlier messages of the run need not wait for this one's backoff.
+                    self.settle(tp, settled, metrics);
                     tokio::select! {
                         _ = tokio::time::sleep(self.backoff(attempts - 1)) => {}
                         // Shutdown does not wait out a backoff; the message stays uncommitted.
-                        _ = self.stop.cancelled() => return Ok(()),
+                        _ = self.stop.cancelled() => return Ok(Outcome::Open),
                     }
                     continue;
                 }
                 Decision::Stop => {
-                    self.stop.cancel();
+                    self.cancel();
                     return Err(Error::config(
                         "handler",
                         format!("stopped by the error handler: {e}"),
@@ -1888,16 +2359,15 @@ where
                         .failed
                         .fetch_add(1, AtomicOrdering::Relaxed);
                 }
-                _ => self.dead_letter(&failure, metrics).await?,
+                _ => {
+                    self.dead_letter(&failure, metrics).await?;
+                    // That waited for the broker: store what is finished soon.
+                    settled.busy = SETTLE_AFTER;
+                }
             }
-            break;
+            // A failed message (dead-lettered or skipped) is finished here.
+            return Ok(Outcome::Finished);
         }
-        // A handled message is finished by its Ack; a failed one (dead-lettered or skipped)
-        // here.
-        if self.semantics == Semantics::AtLeastOnce && !handled {
-            done(self);
-        }
-        Ok(())
     }
 
     /// The acknowledgement of one handler call on the message at `offset`.
@@ -1930,7 +2400,7 @@ where
             // `finished`: the offset may be committed; in-flight and the permit end either way.
             let end = move |finished: bool| {
                 if finished && commit {
-                    finish_offset(&state, &consumer, &tp, epoch, offset);
+                    finish_offsets(&state, &consumer, &tp, epoch, &[offset]);
                 }
                 state.finished(&tp);
                 drop(permit);
@@ -1981,7 +2451,7 @@ where
         };
         match decision {
             Decision::Stop => {
-                self.stop.cancel();
+                self.cancel();
                 Err(Error::config(
                     "handler",
                     format!("stopped by the error handler: {}", failure.message),
@@ -2008,18 +2478,18 @@ where
     }
 }
 
-/// Marks the message at `offset` finished and stores the offset up to which everything is.
+/// Marks the messages at `offsets` finished and stores the offset up to which everything is.
 ///
 /// Storing fails only for a partition this member no longer holds (its revocation timed out):
 /// the new owner re-delivers the message, which at-least-once allows; not a reason to stop.
-fn finish_offset<T: Model>(
+fn finish_offsets<T: Model>(
     state: &Shared,
     consumer: &Consumer<T>,
     tp: &TopicPartition,
     epoch: u64,
-    offset: i64,
+    offsets: &[i64],
 ) {
-    if let Some(upto) = state.complete(tp, epoch, offset) {
+    if let Some(upto) = state.complete_all(tp, epoch, offsets) {
         if let Err(e) = consumer.store_offset(&tp.topic, tp.partition, upto) {
             tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
         }
@@ -2210,7 +2680,6 @@ mod tests {
                 offset,
                 timestamp: None,
             }),
-            tp: tp(p),
             epoch: 0,
         }
     }
@@ -2239,7 +2708,7 @@ mod tests {
         let (mut lane, mut turn) = (a.clone(), 0);
         let mut order = Vec::new();
         while let Some(q) = d.pop(&mut lane, &mut turn) {
-            order.push((q.tp.partition, q.item.offset()));
+            order.push((q.item.partition().partition, q.item.offset()));
         }
         // Lane a's first turn, then b, then the rest of a, each lane in offset order.
         assert_eq!(order.len(), 201);

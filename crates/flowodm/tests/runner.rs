@@ -930,3 +930,220 @@ async fn an_ack_can_dead_letter_its_message_with_the_original_bytes() {
     let job = codec.decode(m.payload().unwrap()).await.unwrap();
     assert_eq!(job.seq, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_retried_amid_fast_ones_holds_the_commit_until_it_finishes() {
+    // One partition, ordered by key: while the message at offset 20 waits for its retries, the
+    // messages of the other keys after it are handled (and finished in runs), yet the committed
+    // offset must not pass 20 until it succeeds.
+    let topic = new_topic("runner-retry-run", 1).await;
+    let total: i64 = 300;
+    produce(&topic, total).await;
+    let group = unique_name("runner-retry-run-g");
+    const SLOW: i64 = 20;
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let handled: Arc<Mutex<Vec<i64>>> = Arc::default();
+    // (handled by then, committed offset) as seen by the slow message's second attempt.
+    type Seen = Option<(usize, Option<i64>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let token = CancellationToken::new();
+    let shared = (
+        attempts.clone(),
+        handled.clone(),
+        seen.clone(),
+        count.clone(),
+        token.clone(),
+        group.clone(),
+        topic.clone(),
+    );
+    let run = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .order_by(OrderBy::Key)
+        .max_concurrent(10)
+        .max_retries(3)
+        .retry_delay(Duration::from_millis(300))
+        .commit_interval(Duration::from_millis(20))
+        .poll_timeout(Duration::from_millis(50))
+        .run(
+            move |record| {
+                let (attempts, handled, seen, count, token, g, t) = shared.clone();
+                async move {
+                    let seq = record.value.seq;
+                    assert_eq!(seq, record.offset, "one partition: offset = seq");
+                    if seq == SLOW {
+                        match attempts.fetch_add(1, Ordering::SeqCst) {
+                            0 => return Err(HandlerError::retryable("first attempt fails")),
+                            1 => {
+                                // Give the other keys time to finish and commit.
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                let by_then = handled.lock().unwrap().len();
+                                let c = committed(&g, &t).await.get(&0).copied().flatten();
+                                *seen.lock().unwrap() = Some((by_then, c));
+                                return Err(HandlerError::retryable("second attempt fails"));
+                            }
+                            _ => {}
+                        }
+                    }
+                    handled.lock().unwrap().push(seq);
+                    if count.fetch_add(1, Ordering::Relaxed) + 1 == total as usize {
+                        token.cancel();
+                    }
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            token.clone(),
+        );
+    let stats = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+    assert_eq!(stats.processed, total as u64);
+    assert_eq!(stats.retried, 2);
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    let (by_then, committed_then) = seen.lock().unwrap().expect("the second attempt ran");
+    assert!(
+        by_then > (SLOW as usize) + 50,
+        "other keys kept going during the retries (only {by_then} handled)"
+    );
+    // Everything before it was committed, nothing after it.
+    assert_eq!(
+        committed_then,
+        Some(SLOW),
+        "while offset {SLOW} was unfinished the commit was {committed_then:?}"
+    );
+    // Each message once (the slow one after its retries); everything committed at the end.
+    let mut handled = handled.lock().unwrap().clone();
+    handled.sort();
+    assert_eq!(handled, (0..total).collect::<Vec<_>>());
+    assert_eq!(committed(&group, &topic).await.get(&0), Some(&Some(total)));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn on_one_thread_handlers_ready_at_once_and_handlers_that_wait_keep_order_and_commit_all() {
+    // Lane workers start in the poller and become tasks only when a handler has to wait; on a
+    // current-thread runtime both kinds must interleave without losing or reordering anything.
+    let topic = new_topic("runner-one-thread", 3).await;
+    let total: i64 = 2000;
+    produce(&topic, total).await;
+    let group = unique_name("runner-one-thread-g");
+    let handled: Arc<Mutex<HashMap<i32, Vec<i64>>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let token = CancellationToken::new();
+    let shared = (handled.clone(), count.clone(), token.clone());
+    let run = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .max_concurrent(4)
+        .run(
+            move |record| {
+                let (handled, count, token) = shared.clone();
+                async move {
+                    // Most are ready at once; every 50th waits a little.
+                    if record.value.seq % 50 == 0 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    handled
+                        .lock()
+                        .unwrap()
+                        .entry(record.partition)
+                        .or_default()
+                        .push(record.offset);
+                    if count.fetch_add(1, Ordering::Relaxed) + 1 == total as usize {
+                        token.cancel();
+                    }
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            token.clone(),
+        );
+    let stats = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+    assert_eq!(stats.processed, total as u64);
+    let handled = handled.lock().unwrap().clone();
+    let mut seen = 0;
+    for (p, offsets) in &handled {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, &expected,
+            "partition {p}: each offset once, in order"
+        );
+        seen += offsets.len();
+    }
+    assert_eq!(seen, total as usize);
+    let c = committed(&group, &topic).await;
+    assert_eq!(c.values().map(|o| o.unwrap_or(0)).sum::<i64>(), total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_that_compute_long_without_waiting_move_off_the_polling_thread() {
+    // A handler that is ready at once first runs in the polling task; one that computes for a
+    // while must not keep it there: after a short budget its lane continues on the runtime's
+    // worker threads. Order and commits hold throughout.
+    let topic = new_topic("runner-cpu", 3).await;
+    let total: i64 = 600;
+    produce(&topic, total).await;
+    let group = unique_name("runner-cpu-g");
+    let polling_thread = std::thread::current().id();
+    let on_poller = Arc::new(AtomicUsize::new(0));
+    let handled: Arc<Mutex<HashMap<i32, Vec<i64>>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
+    let token = CancellationToken::new();
+    let shared = (
+        on_poller.clone(),
+        handled.clone(),
+        count.clone(),
+        token.clone(),
+    );
+    let run = ConsumerLoop::<Job>::builder(&client())
+        .group(&group)
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .max_concurrent(3)
+        .run(
+            move |record| {
+                let (on_poller, handled, count, token) = shared.clone();
+                // Computes for 300 µs without an await.
+                let until = std::time::Instant::now() + Duration::from_micros(300);
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                if std::thread::current().id() == polling_thread {
+                    on_poller.fetch_add(1, Ordering::Relaxed);
+                }
+                handled
+                    .lock()
+                    .unwrap()
+                    .entry(record.partition)
+                    .or_default()
+                    .push(record.offset);
+                if count.fetch_add(1, Ordering::Relaxed) + 1 == total as usize {
+                    token.cancel();
+                }
+                async { Ok::<(), HandlerError>(()) }
+            },
+            token.clone(),
+        );
+    let stats = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+    assert_eq!(stats.processed, total as u64);
+    let on_poller = on_poller.load(Ordering::Relaxed);
+    assert!(
+        on_poller < total as usize / 2,
+        "{on_poller} of {total} long handler calls ran on the polling thread"
+    );
+    let handled = handled.lock().unwrap().clone();
+    for (p, offsets) in &handled {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, &expected,
+            "partition {p}: each offset once, in order"
+        );
+    }
+    let c = committed(&group, &topic).await;
+    assert_eq!(c.values().map(|o| o.unwrap_or(0)).sum::<i64>(), total);
+}
