@@ -237,7 +237,7 @@ impl<T: Avro + 'static> Codec<T> {
     /// Whether the plan for this writer schema id is compiled already (no network needed).
     #[inline]
     pub fn is_prepared(&self, schema_id: u32) -> bool {
-        self.plans.get(schema_id).is_some()
+        self.plans.with(schema_id, |_| ()).is_some()
     }
 
     /// Fetches and compiles the plan for a writer schema id, so that
@@ -260,13 +260,13 @@ impl<T: Avro + 'static> Codec<T> {
     #[inline]
     pub fn decode_prepared(&self, payload: &[u8]) -> Result<T> {
         let framed = wire::parse(payload)?;
-        let plan = self
-            .plans
-            .get(framed.schema_id)
-            .ok_or(Error::UnknownSchema {
+        self.plans
+            .with(framed.schema_id, |plan| {
+                from_avro_resolved(framed.datum, plan)
+            })
+            .unwrap_or(Err(Error::UnknownSchema {
                 id: framed.schema_id,
-            })?;
-        from_avro_resolved(framed.datum, &plan)
+            }))
     }
 }
 

@@ -42,10 +42,11 @@
 //! same for synchronous code.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::Stream;
+use futures_util::{FutureExt, Stream};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -230,6 +231,8 @@ struct Context {
     on_revoke: Option<RebalanceCallback>,
     before_revoke: Option<RebalanceCallback>,
     auth_error: Mutex<Option<KafkaError>>,
+    /// Whether `auth_error` holds an error: checked before every poll without taking the lock.
+    auth_failed: AtomicBool,
     reach: Reachability,
     /// The partitions the application paused.
     paused: Mutex<std::collections::HashSet<TopicPartition>>,
@@ -245,6 +248,7 @@ impl ClientContext for Context {
         ) {
             if let Ok(mut slot) = self.auth_error.lock() {
                 *slot = Some(error);
+                self.auth_failed.store(true, Ordering::Release);
             }
         }
     }
@@ -471,6 +475,7 @@ impl<T: Model> ConsumerBuilder<T> {
             on_revoke: self.on_revoke,
             before_revoke: self.before_revoke,
             auth_error: Mutex::new(None),
+            auth_failed: AtomicBool::new(false),
             reach: Reachability::default(),
             paused: Mutex::default(),
         };
@@ -483,7 +488,7 @@ impl<T: Model> ConsumerBuilder<T> {
                 batch: self.profile.consumer().max_poll_records,
                 auto_commit,
                 keep_payloads: self.keep_payloads,
-                pending_store: Mutex::new(None),
+                pending_store: Mutex::default(),
                 unreachable_timeout: self.unreachable_timeout,
             },
         })
@@ -710,15 +715,13 @@ macro_rules! offset_methods {
             if !self.shared.auto_commit {
                 return Ok(());
             }
-            let prev = self
-                .shared
-                .pending_store
-                .lock()
-                .map(|mut p| p.take())
-                .unwrap_or(None);
-            if let Some((topic, partition, offset)) = prev {
+            let Ok(mut pending) = self.shared.pending_store.lock() else {
+                return Ok(());
+            };
+            if std::mem::take(&mut pending.due) {
                 // Stores the offset after `offset`: the next one to read.
-                self.inner.store_offset(&topic, partition, offset)?;
+                self.inner
+                    .store_offset(&pending.topic, pending.partition, pending.offset)?;
             }
             Ok(())
         }
@@ -738,13 +741,13 @@ macro_rules! offset_methods {
         }
 
         fn auth_failure(&self) -> Option<Error> {
-            self.inner
-                .context()
-                .auth_error
-                .lock()
-                .ok()
-                .and_then(|mut e| e.take())
-                .map(Error::Kafka)
+            let ctx = self.inner.context();
+            if !ctx.auth_failed.load(Ordering::Acquire) {
+                return None;
+            }
+            let mut slot = ctx.auth_error.lock().ok()?;
+            ctx.auth_failed.store(false, Ordering::Release);
+            slot.take().map(Error::Kafka)
         }
     };
 }
@@ -756,8 +759,33 @@ struct Shared<T> {
     batch: usize,
     auto_commit: bool,
     keep_payloads: bool,
-    pending_store: Mutex<Option<(String, i32, i64)>>,
+    pending_store: Mutex<PendingStore>,
     unreachable_timeout: Duration,
+}
+
+/// With auto commit: the message handed out last, whose offset is stored when the next message
+/// is asked for. The topic's string is reused, so that a message costs no allocation here.
+///
+/// (No librdkafka object is kept here: a partition list that has been stored holds a reference
+/// to the partition, and the client could not be destroyed while this outlives it.)
+#[derive(Default)]
+struct PendingStore {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    due: bool,
+}
+
+impl PendingStore {
+    /// Remembers the message at `offset` in `topic`/`partition`.
+    fn set(&mut self, topic: &str, partition: i32, offset: i64) {
+        if self.topic != topic {
+            topic.clone_into(&mut self.topic);
+        }
+        self.partition = partition;
+        self.offset = offset;
+        self.due = true;
+    }
 }
 
 /// What to do after a wait for a message ended without one.
@@ -828,7 +856,7 @@ impl<T: Model> Shared<T> {
     fn remember(&self, m: &BorrowedMessage<'_>) {
         if self.auto_commit {
             if let Ok(mut p) = self.pending_store.lock() {
-                *p = Some((m.topic().to_string(), m.partition(), m.offset()));
+                p.set(m.topic(), m.partition(), m.offset());
             }
         }
     }
@@ -991,6 +1019,15 @@ impl<T: Model> Consumer<T> {
     /// [`Error::Decode`] for a message that cannot be decoded.
     pub async fn consume_one(&self, timeout: Duration) -> Result<Consumed<T>> {
         self.begin_poll()?;
+        // A message already fetched needs no timer: most polls of a busy consumer end here.
+        let ready = match self.inner.recv().now_or_never() {
+            Some(Err(e)) if is_reconnecting(&e) => None,
+            Some(m) => Some(m?),
+            None => None,
+        };
+        if let Some(m) = ready {
+            return self.decode_polled(m).await;
+        }
         let deadline = Instant::now() + timeout;
         let m = loop {
             let until = self.shared.wait_until(self.reach(), deadline);
@@ -1009,6 +1046,11 @@ impl<T: Model> Consumer<T> {
                 return r;
             }
         };
+        self.decode_polled(m).await
+    }
+
+    /// Fetches the writer schema of a polled message if needed, and decodes it.
+    async fn decode_polled(&self, m: BorrowedMessage<'_>) -> Result<Consumed<T>> {
         let prepared = match self.shared.schema_to_fetch(&m) {
             Some(id) => self.shared.codec.prepare(id).await,
             None => Ok(()),
@@ -1082,6 +1124,15 @@ impl<T: Model> BlockingConsumer<T> {
     /// Waits up to `timeout` for the next message; see [`Consumer::consume_one`].
     pub fn consume_one(&self, timeout: Duration) -> Result<Consumed<T>> {
         self.begin_poll()?;
+        // A message already fetched needs no deadline: most polls of a busy consumer end here.
+        let ready = match self.inner.poll(Duration::ZERO) {
+            Some(Err(e)) if is_reconnecting(&e) => None,
+            Some(m) => Some(m?),
+            None => None,
+        };
+        if let Some(m) = ready {
+            return self.decode_polled(m);
+        }
         let deadline = Instant::now() + timeout;
         let m = loop {
             let until = self.shared.wait_until(self.reach(), deadline);
@@ -1106,6 +1157,11 @@ impl<T: Model> BlockingConsumer<T> {
                 return r;
             }
         };
+        self.decode_polled(m)
+    }
+
+    /// Fetches the writer schema of a polled message if needed, and decodes it.
+    fn decode_polled(&self, m: BorrowedMessage<'_>) -> Result<Consumed<T>> {
         let prepared = match self.shared.schema_to_fetch(&m) {
             Some(id) => crate::util::block_on(self.shared.codec.prepare(id)),
             None => Ok(()),

@@ -6,13 +6,16 @@
 //!   the end; throughput counts acknowledged messages.
 //! - consume: each reader takes the same messages with its own group: raw rdkafka touching only
 //!   the payload bytes (the floor), raw rdkafka decoding into apache-avro's generic `Value` (what
-//!   a hand-written consumer does), flowodm's blocking and async consumers decoding into
+//!   a hand-written consumer does), raw rdkafka decoding with flowodm's generated decoder called
+//!   by hand (the same work as flowodm's consumers, without them), flowodm's blocking and async
+//!   consumers decoding into
 //!   `OrderEvent`, and flowodm's consumer loop with a no-op handler, ordered by partition and by
 //!   key.
 //!
 //! Needs the stack (`eval "$(dev/stack up)"`). Run:
 //! `cargo bench -p food-pipeline --bench clients` (`BENCH_MESSAGES`, default 1000000;
-//! `BENCH_ROUNDS`, default 3: the medians are printed).
+//! `BENCH_ROUNDS`, default 3: the medians are printed; `BENCH_ONLY=codec,Blocking` runs only the
+//! consumers whose names contain one of the comma-separated parts).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -72,6 +75,42 @@ fn producer_config() -> ClientConfig {
         c.set(*k, *v);
     }
     c
+}
+
+/// CPU time this thread has used, in seconds (from `/proc/thread-self/stat`, 10 ms ticks): the
+/// cost of a consumer on its own thread, steadier than wall time on a shared machine.
+fn thread_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+/// Prints the consuming thread's CPU time per message since `since` (a `thread_cpu_seconds`).
+fn report_cpu(messages: usize, since: f64) {
+    let used = thread_cpu_seconds() - since;
+    println!(
+        "  consuming thread: {:.3} us CPU per message",
+        used * 1e6 / messages as f64
+    );
+}
+
+/// What a raw rdkafka consumer does with each payload.
+#[derive(Debug, Clone, Copy)]
+enum RawDecode {
+    /// Only touches the bytes: the floor.
+    None,
+    /// Decodes into apache-avro's generic `Value`.
+    ApacheAvro,
+    /// Decodes into `OrderEvent` with flowodm's generated decoder, called by hand.
+    FlowodmCodec,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -191,10 +230,10 @@ fn main() {
         // The topic now holds 2n messages; each side reads the first n from the beginning.
         // Each consumer reads the first `n` messages with its own group, from the beginning;
         // the clock starts at its first message (joining the group is not measured).
-        let raw_consume = |decode: bool| {
+        let raw_consume = |decode: RawDecode| {
             let consumer: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-                .set("group.id", format!("{topic}-raw-{decode}"))
+                .set("group.id", format!("{topic}-raw-{decode:?}"))
                 .set("auto.offset.reset", "earliest")
                 .set("enable.auto.commit", "false")
                 .set("fetch.queue.backoff.ms", "20")
@@ -205,14 +244,21 @@ fn main() {
                 .build()
                 .unwrap();
             let touch = |payload: &[u8]| -> usize {
-                if decode {
+                match decode {
+                    RawDecode::None => payload.len(),
                     // What a hand-written consumer does with the usual crate: skip the 5-byte
                     // frame, decode into apache-avro's generic Value.
-                    let mut datum = &payload[5..];
-                    let v = reader.read_value(&mut datum).unwrap();
-                    matches!(v, apache_avro::types::Value::Record(_)) as usize
-                } else {
-                    payload.len()
+                    RawDecode::ApacheAvro => {
+                        let mut datum = &payload[5..];
+                        let v = reader.read_value(&mut datum).unwrap();
+                        matches!(v, apache_avro::types::Value::Record(_)) as usize
+                    }
+                    // The same work as flowodm's consumers, by hand: skip the 5-byte frame and
+                    // run flowodm's generated decoder (no registry look-up, no record metadata).
+                    RawDecode::FlowodmCodec => {
+                        let v = flowodm::avro::from_avro::<OrderEvent>(&payload[5..]).unwrap();
+                        v.payload.total_amount.is_some() as usize
+                    }
                 }
             };
             let first = loop {
@@ -221,6 +267,7 @@ fn main() {
                 }
             };
             let start = Instant::now();
+            let cpu = thread_cpu_seconds();
             let (mut count, mut acc) = (1usize, first);
             while count < n {
                 if let Some(m) = consumer.poll(Duration::from_millis(100)) {
@@ -229,6 +276,7 @@ fn main() {
                 }
             }
             assert!(acc > 0);
+            report_cpu(n - 1, cpu);
             (n - 1) as f64 / start.elapsed().as_secs_f64()
         };
         let odm_consume = || {
@@ -247,6 +295,7 @@ fn main() {
                 }
             };
             let start = Instant::now();
+            let cpu = thread_cpu_seconds();
             let mut count = 1usize;
             let mut total = first.value.payload.total_amount.unwrap_or(0.0);
             while count < n {
@@ -258,6 +307,7 @@ fn main() {
                 }
             }
             assert!(total > 0.0);
+            report_cpu(n - 1, cpu);
             (n - 1) as f64 / start.elapsed().as_secs_f64()
         };
         let odm_async_consume = || {
@@ -332,11 +382,16 @@ fn main() {
             (n - 1) as f64 / (*last.get().unwrap() - *first.get().unwrap()).as_secs_f64()
         };
         let mut consumers: Vec<(&str, &dyn Fn() -> f64)> = vec![];
-        let (raw_bytes, raw_avro) = (|| raw_consume(false), || raw_consume(true));
+        let (raw_bytes, raw_avro, raw_codec) = (
+            || raw_consume(RawDecode::None),
+            || raw_consume(RawDecode::ApacheAvro),
+            || raw_consume(RawDecode::FlowodmCodec),
+        );
         let (loop_partition, loop_key) =
             (|| odm_loop(OrderBy::Partition), || odm_loop(OrderBy::Key));
         consumers.push(("raw rdkafka, bytes only", &raw_bytes));
         consumers.push(("raw rdkafka + apache-avro Value", &raw_avro));
+        consumers.push(("raw rdkafka + flowodm codec", &raw_codec));
         consumers.push(("flowodm BlockingConsumer", &odm_consume));
         consumers.push(("flowodm Consumer (async)", &odm_async_consume));
         consumers.push(("flowodm loop, OrderBy::Partition", &loop_partition));
@@ -346,7 +401,7 @@ fn main() {
         }
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();
         for (name, f) in consumers {
-            if !name.contains(only.as_str()) {
+            if !only.split(',').any(|part| name.contains(part)) {
                 continue;
             }
             let rate = f();
@@ -371,12 +426,17 @@ fn main() {
     let avro = consume
         .get("raw rdkafka + apache-avro Value")
         .map_or(f64::NAN, |r| median(r.clone()));
+    let codec = consume
+        .get("raw rdkafka + flowodm codec")
+        .map_or(f64::NAN, |r| median(r.clone()));
     for (name, rates) in consume {
         let m = median(rates);
         println!(
-            "median consume {name}: {m:.0} msg/s, {:.2}x raw bytes, {:.2}x raw + apache-avro",
+            "median consume {name}: {m:.0} msg/s, {:.2}x raw bytes, {:.2}x raw + apache-avro, \
+             {:.2}x raw + flowodm codec",
             m / base,
-            m / avro
+            m / avro,
+            m / codec
         );
     }
 }

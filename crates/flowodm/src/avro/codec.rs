@@ -3,6 +3,7 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use apache_avro::rabin::Rabin;
@@ -158,9 +159,33 @@ pub fn from_avro_resolved<T: Avro>(datum: &[u8], resolution: &Resolution) -> Res
 /// A cache of compiled resolutions for one reader type, keyed by the writer schema's registry id.
 ///
 /// The first datum of each writer schema compiles its plan; every later one reuses it.
+///
+/// Looking a plan up is on every consumed message's path: the ids are hashed as they are
+/// (registry ids are already well spread), and [`with`](Self::with) reads without cloning.
 #[derive(Debug, Default)]
 pub struct ResolutionCache {
-    plans: RwLock<HashMap<u32, Arc<Resolution>>>,
+    plans: RwLock<HashMap<u32, Arc<Resolution>, BuildHasherDefault<IdHasher>>>,
+}
+
+/// Hashes a registry id to itself, spread over the high bits hashbrown uses: a schema id is a
+/// small integer from a trusted registry, not attacker-chosen keys.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl ResolutionCache {
@@ -171,6 +196,24 @@ impl ResolutionCache {
             .expect("resolution cache lock")
             .get(&schema_id)
             .cloned()
+    }
+
+    /// Runs `f` with the cached plan for `schema_id` (without cloning it); `None` when there is
+    /// no plan for it yet.
+    ///
+    /// ```
+    /// let cache = flowodm::avro::ResolutionCache::default();
+    /// assert!(cache.with(7, |_| ()).is_none());
+    /// cache.get_or_compile::<i64>(7, r#""int""#).unwrap();
+    /// let n: i64 = cache
+    ///     .with(7, |plan| flowodm::avro::from_avro_resolved(&[4], plan))
+    ///     .unwrap()
+    ///     .unwrap();
+    /// assert_eq!(n, 2);
+    /// ```
+    pub fn with<R>(&self, schema_id: u32, f: impl FnOnce(&Resolution) -> R) -> Option<R> {
+        let plans = self.plans.read().expect("resolution cache lock");
+        plans.get(&schema_id).map(|plan| f(plan))
     }
 
     /// Compiles (once) and returns the plan for reading `writer_schema` (with id `schema_id`) as `T`.
