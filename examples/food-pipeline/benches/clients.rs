@@ -1,9 +1,10 @@
 //! Producer and consumer throughput: flowodm's typed clients against raw rdkafka, in one run, on
 //! the same topic, with the same librdkafka settings.
 //!
-//! - produce: flowodm encodes each `OrderEvent` and sends it with a delivery callback; raw
-//!   rdkafka sends the same events pre-encoded (so its figure excludes encoding). Both flush at
-//!   the end; throughput counts acknowledged messages.
+//! - produce: flowodm encodes each `OrderEvent` and sends it with a delivery callback that counts
+//!   it; raw rdkafka sends the same events pre-encoded (so its figure excludes encoding), counting
+//!   them in its producer context's delivery callback. Both flush at the end and check that every
+//!   message was acknowledged.
 //! - consume: each reader takes the same messages with its own group: raw rdkafka touching only
 //!   the payload bytes (the floor), raw rdkafka decoding into apache-avro's generic `Value` (what
 //!   a hand-written consumer does), flowodm's blocking and async consumers decoding into
@@ -12,7 +13,8 @@
 //!
 //! Needs the stack (`eval "$(dev/stack up)"`). Run:
 //! `cargo bench -p food-pipeline --bench clients` (`BENCH_MESSAGES`, default 1000000;
-//! `BENCH_ROUNDS`, default 3: the medians are printed).
+//! `BENCH_ROUNDS`, default 3: the medians are printed; `BENCH_ONLY=produce` skips the consumers,
+//! any other value runs the consumers whose name contains it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,8 +28,8 @@ use flowodm::{Client, KafkaConfig, Model};
 use food_pipeline::events::{Address, OrderEvent, OrderItem, PaymentMethod};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
 
 fn env(name: &str) -> String {
     std::env::var(name)
@@ -74,6 +76,40 @@ fn producer_config() -> ClientConfig {
     c
 }
 
+/// Raw rdkafka's producer context: counts the acknowledged messages, as flowodm's side does.
+#[derive(Default)]
+struct Acked(AtomicU64);
+
+impl ClientContext for Acked {}
+
+impl ProducerContext for Acked {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_ok() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// CPU time used by the whole process so far (every thread, including librdkafka's), in
+/// seconds; NaN where `/proc` is not available. Unlike throughput, it hardly depends on what
+/// else the machine is running.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // The fields after the command name (which is in parentheses); utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -117,6 +153,8 @@ fn main() {
     );
 
     let (mut raw_p, mut odm_p) = (vec![], vec![]);
+    // CPU microseconds per message, all threads.
+    let (mut raw_cpu, mut odm_cpu) = (vec![], vec![]);
     let mut consume: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for round in 0..rounds {
         let topic = format!("bench-clients-{}-{round}", std::process::id());
@@ -128,9 +166,10 @@ fn main() {
         let flip = round % 2 == 1; // alternate which side goes first
 
         let raw_produce = || {
-            let producer: ThreadedProducer<DefaultProducerContext> =
-                producer_config().create().unwrap();
-            let start = Instant::now();
+            let producer: ThreadedProducer<Acked> = producer_config()
+                .create_with_context(Acked::default())
+                .unwrap();
+            let (start, cpu) = (Instant::now(), cpu_seconds());
             for i in 0..n {
                 let (k, p) = &encoded[i % encoded.len()];
                 let mut rec = BaseRecord::to(&topic)
@@ -147,7 +186,10 @@ fn main() {
                 }
             }
             producer.flush(Duration::from_secs(120)).unwrap();
-            n as f64 / start.elapsed().as_secs_f64()
+            let rate = n as f64 / start.elapsed().as_secs_f64();
+            let cpu = (cpu_seconds() - cpu) * 1e6 / n as f64;
+            assert_eq!(producer.context().0.load(Ordering::Relaxed), n as u64);
+            (rate, cpu)
         };
         let odm_produce = || {
             let producer = client
@@ -157,12 +199,11 @@ fn main() {
                 .unwrap();
             rt.block_on(producer.codec().schema_id()).unwrap();
             let delivered = Arc::new(AtomicU64::new(0));
-            let start = Instant::now();
+            let (start, cpu) = (Instant::now(), cpu_seconds());
             for i in 0..n {
-                let d = delivered.clone();
                 let e = &pool[i % pool.len()];
                 loop {
-                    let d = d.clone();
+                    let d = delivered.clone();
                     match producer.send_with_callback(e, move |r| {
                         if r.is_ok() {
                             d.fetch_add(1, Ordering::Relaxed);
@@ -177,16 +218,22 @@ fn main() {
                 }
             }
             producer.flush(Duration::from_secs(120)).unwrap();
+            let rate = n as f64 / start.elapsed().as_secs_f64();
+            let cpu = (cpu_seconds() - cpu) * 1e6 / n as f64;
             assert_eq!(delivered.load(Ordering::Relaxed), n as u64);
-            n as f64 / start.elapsed().as_secs_f64()
+            (rate, cpu)
         };
-        if flip {
-            odm_p.push(odm_produce());
-            raw_p.push(raw_produce());
+        let (raw, odm) = if flip {
+            let odm = odm_produce();
+            (raw_produce(), odm)
         } else {
-            raw_p.push(raw_produce());
-            odm_p.push(odm_produce());
-        }
+            let raw = raw_produce();
+            (raw, odm_produce())
+        };
+        raw_p.push(raw.0);
+        raw_cpu.push(raw.1);
+        odm_p.push(odm.0);
+        odm_cpu.push(odm.1);
 
         // The topic now holds 2n messages; each side reads the first n from the beginning.
         // Each consumer reads the first `n` messages with its own group, from the beginning;
@@ -354,8 +401,9 @@ fn main() {
             consume.entry(name).or_default().push(rate);
         }
         println!(
-            "round {round}: produce raw {:.0}/s flowodm {:.0}/s",
-            raw_p[round], odm_p[round]
+            "round {round}: produce raw {:.0}/s flowodm {:.0}/s; CPU per message raw {:.2} µs \
+             flowodm {:.2} µs",
+            raw_p[round], odm_p[round], raw_cpu[round], odm_cpu[round]
         );
         rt.block_on(admin.delete_topic(&topic, Duration::from_secs(30)))
             .unwrap();
@@ -364,6 +412,12 @@ fn main() {
     println!(
         "median produce: raw rdkafka {rp:.0} msg/s, flowodm {op:.0} msg/s, ratio {:.2}",
         op / rp
+    );
+    let (rc, oc) = (median(raw_cpu), median(odm_cpu));
+    println!(
+        "median produce CPU per message (all threads): raw rdkafka {rc:.2} µs, flowodm \
+         {oc:.2} µs, ratio {:.2}",
+        rc / oc
     );
     let base = consume
         .get("raw rdkafka, bytes only")
