@@ -118,7 +118,7 @@ pub trait Model: crate::avro::Avro + 'static {
     /// implements it without allocating; by default it copies [`key`](Model::key)'s bytes.
     ///
     /// ```
-    /// # #[derive(flowodm::Model)] #[flowodm(topic = "t", key = "id")] struct Order { id: u64 }
+    /// # #[derive(flowodm::Model)] #[flowodm(topic = "t", key = "id")] struct Order { id: i64 }
     /// use flowodm::Model;
     /// let mut buf = b"payload".to_vec();
     /// assert!(Order { id: 42 }.write_key(&mut buf));
