@@ -98,13 +98,22 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let key_name = opt(&attrs.key);
     let group = opt(&attrs.consumer_group);
     // Spanned at the field's type, so a type that cannot be a key is reported there.
-    let key_body = match key_field {
+    let (key_body, write_key_body) = match key_field {
         Some(f) => {
             let field = f.ident;
             let ty = f.ty;
-            quote_spanned!(ty.span()=> <#ty as #krate::__private::KeyField>::key_bytes(&self.#field))
+            (
+                quote_spanned!(ty.span()=> <#ty as #krate::__private::KeyField>::key_bytes(&self.#field)),
+                quote_spanned!(ty.span()=> <#ty as #krate::__private::KeyField>::write_key(&self.#field, buf)),
+            )
         }
-        None => quote!(::core::option::Option::None),
+        None => (
+            quote!(::core::option::Option::None),
+            quote!({
+                let _ = buf;
+                false
+            }),
+        ),
     };
 
     // The file is embedded with include_str!, so editing it rebuilds the model.
@@ -137,6 +146,10 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 
                 fn key(&self) -> ::core::option::Option<::std::vec::Vec<u8>> {
                     #key_body
+                }
+
+                fn write_key(&self, buf: &mut ::std::vec::Vec<u8>) -> bool {
+                    #write_key_body
                 }
             }
         };

@@ -112,6 +112,27 @@ pub trait Model: crate::avro::Avro + 'static {
     /// The message key: the key field's text in UTF-8, or `None` without a key field (or when
     /// it holds `None`).
     fn key(&self) -> Option<Vec<u8>>;
+
+    /// Appends the [`key`](Model::key) to `buf` and tells whether there is one; the producer's
+    /// hot path, which reuses one buffer instead of allocating a key per message. The derive
+    /// implements it without allocating; by default it copies [`key`](Model::key)'s bytes.
+    ///
+    /// ```
+    /// # #[derive(flowodm::Model)] #[flowodm(topic = "t", key = "id")] struct Order { id: i64 }
+    /// use flowodm::Model;
+    /// let mut buf = b"payload".to_vec();
+    /// assert!(Order { id: 42 }.write_key(&mut buf));
+    /// assert_eq!(buf, b"payload42");
+    /// ```
+    fn write_key(&self, buf: &mut Vec<u8>) -> bool {
+        match self.key() {
+            Some(key) => {
+                buf.extend_from_slice(&key);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// An `.avsc` file embedded in a model, which the derived schema must match.
@@ -176,11 +197,28 @@ fn check_schema_file<T: 'static>(
 pub trait KeyField {
     /// The key bytes for this value.
     fn key_bytes(&self) -> Option<Vec<u8>>;
+
+    /// Appends the [`key_bytes`](KeyField::key_bytes) to `buf` without allocating them
+    /// separately; `false` (and nothing appended) when there is no key.
+    fn write_key(&self, buf: &mut Vec<u8>) -> bool {
+        match self.key_bytes() {
+            Some(key) => {
+                buf.extend_from_slice(&key);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl KeyField for String {
     fn key_bytes(&self) -> Option<Vec<u8>> {
         Some(self.as_bytes().to_vec())
+    }
+
+    fn write_key(&self, buf: &mut Vec<u8>) -> bool {
+        buf.extend_from_slice(self.as_bytes());
+        true
     }
 }
 
@@ -188,17 +226,30 @@ impl KeyField for str {
     fn key_bytes(&self) -> Option<Vec<u8>> {
         Some(self.as_bytes().to_vec())
     }
+
+    fn write_key(&self, buf: &mut Vec<u8>) -> bool {
+        buf.extend_from_slice(self.as_bytes());
+        true
+    }
 }
 
 impl<T: KeyField + ?Sized> KeyField for &T {
     fn key_bytes(&self) -> Option<Vec<u8>> {
         (**self).key_bytes()
     }
+
+    fn write_key(&self, buf: &mut Vec<u8>) -> bool {
+        (**self).write_key(buf)
+    }
 }
 
 impl<T: KeyField> KeyField for Option<T> {
     fn key_bytes(&self) -> Option<Vec<u8>> {
         self.as_ref().and_then(KeyField::key_bytes)
+    }
+
+    fn write_key(&self, buf: &mut Vec<u8>) -> bool {
+        self.as_ref().is_some_and(|k| k.write_key(buf))
     }
 }
 
@@ -207,6 +258,12 @@ macro_rules! key_via_display {
         impl KeyField for $t {
             fn key_bytes(&self) -> Option<Vec<u8>> {
                 Some(self.to_string().into_bytes())
+            }
+
+            fn write_key(&self, buf: &mut Vec<u8>) -> bool {
+                use std::io::Write as _;
+                // Writing to a Vec cannot fail.
+                write!(buf, "{self}").is_ok()
             }
         }
     )*};
@@ -224,6 +281,27 @@ mod tests {
         assert_eq!((-7i64).key_bytes(), Some(b"-7".to_vec()));
         assert_eq!(true.key_bytes(), Some(b"true".to_vec()));
         assert_eq!(Some(String::from("k")).key_bytes(), Some(b"k".to_vec()));
+    }
+
+    #[test]
+    fn written_keys_match_key_bytes() {
+        fn check<K: KeyField + ?Sized>(k: &K) {
+            let mut buf = b"prefix".to_vec();
+            let written = k.write_key(&mut buf);
+            assert_eq!(written, k.key_bytes().is_some());
+            let mut expected = b"prefix".to_vec();
+            expected.extend(k.key_bytes().unwrap_or_default());
+            assert_eq!(buf, expected);
+        }
+        check("é");
+        check(&String::from("CUST-00042"));
+        check(&-7i64);
+        check(&u128::MAX);
+        check(&true);
+        check(&Some(String::from("k")));
+        check(&None::<String>);
+        check(&Some(12u8));
+        check(&&"ref");
     }
 
     #[test]

@@ -52,7 +52,10 @@
 //! When librdkafka's local queue is full (`queue.buffering.max.messages`), `send` and
 //! `send_blocking` wait for room; `send_with_callback` returns the retriable `QueueFull` error.
 
+use std::cell::Cell;
 use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,8 +84,8 @@ const CHECK_EVERY: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Delivery {
-    /// The topic.
-    pub topic: String,
+    /// The topic (shared with the producer: reporting it costs no allocation).
+    pub topic: Arc<str>,
     /// The partition.
     pub partition: i32,
     /// The message's offset in the partition.
@@ -184,11 +187,14 @@ impl<'a, T: Model> OutRecord<'a, T> {
     }
 }
 
-/// How the delivery of one message is reported.
+/// How the delivery of one message is reported: librdkafka carries it with the message (one
+/// allocation, plus the callback's own box) and hands it back with the delivery report.
 enum Pending {
     Async(tokio::sync::oneshot::Sender<Result<Delivery>>),
     Blocking(mpsc::SyncSender<Result<Delivery>>),
-    Callback(Mutex<Option<DeliveryCallback>>),
+    /// The mutex only makes the callback `Sync`, as librdkafka's opaque must be; it is never
+    /// locked: the report owns it and takes the callback out with `into_inner`.
+    Callback(Mutex<DeliveryCallback>),
 }
 
 type DeliveryCallback = Box<dyn FnOnce(Result<Delivery>) + Send>;
@@ -196,13 +202,34 @@ type DeliveryCallback = Box<dyn FnOnce(Result<Delivery>) + Send>;
 /// librdkafka's delivery reports, routed to whoever waits for them; and the authentication
 /// failure or the cluster outage, if any, so that sends fail fast instead of waiting for
 /// `message.timeout.ms`.
-#[derive(Default)]
 struct Context {
+    /// The producer's topic, the only one it sends to: each [`Delivery`] shares it.
+    topic: Arc<str>,
     auth_error: Mutex<Option<KafkaError>>,
+    /// Set once `auth_error` holds an error, so that sends check a flag instead of locking.
+    auth_failed: AtomicBool,
     reach: Reachability,
 }
 
 impl Context {
+    fn new(topic: Arc<str>) -> Self {
+        Context {
+            topic,
+            auth_error: Mutex::new(None),
+            auth_failed: AtomicBool::new(false),
+            reach: Reachability::default(),
+        }
+    }
+
+    /// The authentication failure librdkafka reported, if any (a flag check while there is
+    /// none).
+    fn auth_error(&self) -> Option<KafkaError> {
+        if !self.auth_failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.auth_error.lock().ok()?.clone()
+    }
+
     /// The error of a message that could not be delivered; a message withdrawn because of an
     /// authentication failure or an outage gets that error.
     fn delivery_error(&self, e: &KafkaError) -> Error {
@@ -211,7 +238,7 @@ impl Context {
             Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
         );
         if purged {
-            if let Some(auth) = self.auth_error.lock().ok().and_then(|a| a.clone()) {
+            if let Some(auth) = self.auth_error() {
                 return Error::Kafka(auth);
             }
             if let Some(down) = self.reach.error() {
@@ -232,6 +259,7 @@ impl ClientContext for Context {
         ) {
             if let Ok(mut slot) = self.auth_error.lock() {
                 *slot = Some(error);
+                self.auth_failed.store(true, Ordering::Release);
             }
         }
     }
@@ -245,7 +273,7 @@ impl ProducerContext for Context {
             Ok(m) => Ok({
                 self.reach.reachable();
                 Delivery {
-                    topic: m.topic().to_string(),
+                    topic: self.topic.clone(),
                     partition: m.partition(),
                     offset: m.offset(),
                     timestamp: m.timestamp().to_millis(),
@@ -257,7 +285,7 @@ impl ProducerContext for Context {
             Pending::Async(tx) => drop(tx.send(outcome)),
             Pending::Blocking(tx) => drop(tx.try_send(outcome)),
             Pending::Callback(cb) => {
-                if let Some(cb) = cb.lock().ok().and_then(|mut c| c.take()) {
+                if let Ok(cb) = cb.into_inner() {
                     cb(outcome);
                 }
             }
@@ -376,9 +404,10 @@ impl<T: Model> ProducerBuilder<T> {
     /// Creates the producer. Connects in the background; the schema is registered on the first
     /// send.
     pub fn build(self) -> Result<Producer<T>> {
+        let topic: Arc<str> = Arc::from(self.topic.as_deref().unwrap_or(T::SETTINGS.topic));
         let inner: ThreadedProducer<Context> = self
             .client_config()
-            .create_with_context(Context::default())
+            .create_with_context(Context::new(topic.clone()))
             .map_err(|e| match e {
                 KafkaError::ClientConfig(_, ref desc, ref key, _) => {
                     Error::config(key.clone(), desc.clone())
@@ -389,7 +418,7 @@ impl<T: Model> ProducerBuilder<T> {
         Ok(Producer {
             inner: Arc::new(inner),
             codec: Arc::new(codec),
-            topic: Arc::from(self.topic.unwrap_or_else(|| T::SETTINGS.topic.to_string())),
+            topic,
             unreachable_timeout: self.unreachable_timeout,
         })
     }
@@ -447,13 +476,67 @@ enum Check<'a> {
     Probe(Probe<'a>),
 }
 
-/// A message ready for librdkafka.
-struct Prepared {
-    payload: Option<Vec<u8>>,
-    key: Option<Vec<u8>>,
+/// A message encoded for librdkafka: where its payload and key lie in the encoding buffer
+/// (see [`with_scratch`]), and what else goes with it.
+struct Encoded {
+    /// `None` for a tombstone.
+    payload: Option<Range<usize>>,
+    key: Option<Range<usize>>,
     partition: Option<i32>,
     timestamp: Option<i64>,
     headers: Option<OwnedHeaders>,
+}
+
+/// Why librdkafka did not take a message.
+enum Rejected {
+    /// Its queue is full: the message and its report, to try again once there is room.
+    Full(Encoded, Box<Pending>),
+    /// Any other error.
+    Failed(Error),
+}
+
+impl Rejected {
+    fn into_error(self) -> Error {
+        match self {
+            Rejected::Full(..) => queue_full(),
+            Rejected::Failed(e) => e,
+        }
+    }
+}
+
+/// A message waiting for room in librdkafka's queue, with its own copy of the encoded bytes.
+struct Waiting {
+    bytes: Vec<u8>,
+    message: Encoded,
+    pending: Box<Pending>,
+}
+
+fn queue_full() -> Error {
+    Error::Kafka(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+}
+
+/// Buffers kept for [`with_scratch`] grow to the largest message encoded on their thread, up to
+/// this; a bigger one is freed after use instead of being kept.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with an empty buffer that is reused by later calls on this thread.
+///
+/// librdkafka copies a message's payload and key when it is queued, so the producer encodes
+/// both into this buffer instead of allocating them for every message. The buffer is taken out
+/// of the thread's slot while `f` runs: a nested call gets a new one.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
+    buf.clear();
+    let out = f(&mut buf);
+    if buf.capacity() <= SCRATCH_KEEP {
+        // Fails only while the thread exits; the buffer is then dropped.
+        let _ = SCRATCH.try_with(|slot| slot.set(buf));
+    }
+    out
 }
 
 impl<T: Model> Producer<T> {
@@ -467,18 +550,26 @@ impl<T: Model> Producer<T> {
         &self.codec
     }
 
-    fn prepare(&self, schema_id: u32, record: OutRecord<'_, T>) -> Result<Prepared> {
+    /// Encodes `record`'s payload and key into `buf` (emptied first by [`with_scratch`]).
+    fn prepare(schema_id: u32, record: OutRecord<'_, T>, buf: &mut Vec<u8>) -> Result<Encoded> {
+        let start = buf.len();
         let payload = match record.value {
             Some(v) => {
-                let mut buf = Vec::with_capacity(128);
-                Codec::<T>::encode_with_id(schema_id, v, &mut buf)?;
-                Some(buf)
+                Codec::<T>::encode_with_id(schema_id, v, buf)?;
+                Some(start..buf.len())
             }
             None => None,
         };
-        let key = match (record.key_from_model, record.value) {
-            (true, Some(v)) => v.key(),
-            _ => record.key,
+        let key_start = buf.len();
+        let has_key = match (record.key_from_model, record.value) {
+            (true, Some(v)) => v.write_key(buf),
+            _ => match &record.key {
+                Some(k) => {
+                    buf.extend_from_slice(k);
+                    true
+                }
+                None => false,
+            },
         };
         let headers = (!record.headers.is_empty()).then(|| {
             record
@@ -491,53 +582,66 @@ impl<T: Model> Producer<T> {
                     })
                 })
         });
-        Ok(Prepared {
+        Ok(Encoded {
             payload,
-            key,
+            key: has_key.then_some(key_start..buf.len()),
             partition: record.partition,
             timestamp: record.timestamp,
             headers,
         })
     }
 
-    /// Queues a prepared message; `Err(Some(pending))` gives the opaque back when the queue is
-    /// full, so the caller can wait and retry.
+    /// Queues a message encoded into `buf`; librdkafka copies its bytes.
     fn enqueue(
         &self,
-        p: &Prepared,
+        buf: &[u8],
+        mut m: Encoded,
         pending: Box<Pending>,
-    ) -> std::result::Result<(), (Error, Option<Box<Pending>>)> {
+    ) -> std::result::Result<(), Rejected> {
         let mut rec: BaseRecord<'_, [u8], [u8], Box<Pending>> =
             BaseRecord::with_opaque_to(&self.topic, pending);
-        if let Some(payload) = &p.payload {
-            rec = rec.payload(payload.as_slice());
-        }
-        if let Some(key) = &p.key {
-            rec = rec.key(key.as_slice());
-        }
-        if let Some(partition) = p.partition {
-            rec = rec.partition(partition);
-        }
-        if let Some(ts) = p.timestamp {
-            rec = rec.timestamp(ts);
-        }
-        if let Some(h) = &p.headers {
-            rec = rec.headers(h.clone());
-        }
+        rec.payload = m.payload.clone().map(|r| &buf[r]);
+        rec.key = m.key.clone().map(|r| &buf[r]);
+        rec.partition = m.partition;
+        rec.timestamp = m.timestamp;
+        rec.headers = m.headers.take();
         match self.inner.send(rec) {
             Ok(()) => Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), rec)) => Err((
-                Error::Kafka(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)),
-                Some(rec.delivery_opaque),
-            )),
-            Err((e, _)) => Err((Error::Kafka(e), None)),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), rec)) => {
+                m.headers = rec.headers;
+                Err(Rejected::Full(m, rec.delivery_opaque))
+            }
+            Err((e, _)) => Err(Rejected::Failed(Error::Kafka(e))),
         }
+    }
+
+    /// Queues `record` with `pending` at once, encoded into this thread's reused buffer.
+    /// When librdkafka's queue is full, gives the message back with its own copy of the bytes,
+    /// for the caller to wait for room.
+    fn enqueue_now(
+        &self,
+        schema_id: u32,
+        record: OutRecord<'_, T>,
+        pending: Box<Pending>,
+    ) -> Result<Option<Waiting>> {
+        with_scratch(|buf| {
+            let m = Self::prepare(schema_id, record, buf)?;
+            match self.enqueue(buf, m, pending) {
+                Ok(()) => Ok(None),
+                Err(Rejected::Full(message, pending)) => Ok(Some(Waiting {
+                    bytes: buf.clone(),
+                    message,
+                    pending,
+                })),
+                Err(Rejected::Failed(e)) => Err(e),
+            }
+        })
     }
 
     /// The authentication failure librdkafka reported, if any. Messages still queued are purged
     /// (their senders get an error at once): with wrong credentials nothing will be delivered.
     fn auth_failure(&self) -> Option<Error> {
-        let err = self.inner.context().auth_error.lock().ok()?.clone()?;
+        let err = self.inner.context().auth_error()?;
         self.inner.purge(
             rdkafka::producer::PurgeConfig::default()
                 .queue()
@@ -648,17 +752,22 @@ impl<T: Model> Producer<T> {
             return Err(e);
         }
         let id = self.codec.schema_id().await?;
-        let prepared = self.prepare(id, record)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut pending = Box::new(Pending::Async(tx));
+        let Some(Waiting {
+            bytes,
+            message: mut m,
+            mut pending,
+        }) = self.enqueue_now(id, record, Box::new(Pending::Async(tx)))?
+        else {
+            return Ok(rx);
+        };
+        // The queue is full: wait for room.
         loop {
-            match self.enqueue(&prepared, pending) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            match self.enqueue(&bytes, m, pending) {
                 Ok(()) => return Ok(rx),
-                Err((_, Some(back))) => {
-                    pending = back;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err((e, None)) => return Err(e),
+                Err(Rejected::Full(back, p)) => (m, pending) = (back, p),
+                Err(Rejected::Failed(e)) => return Err(e),
             }
         }
     }
@@ -720,22 +829,24 @@ impl<T: Model> Producer<T> {
             return Err(e);
         }
         let id = self.schema_id_blocking()?;
-        let prepared = self.prepare(id, record)?;
         let (tx, rx) = mpsc::sync_channel(1);
-        let mut pending = Box::new(Pending::Blocking(tx));
-        loop {
-            match self.enqueue(&prepared, pending) {
-                Ok(()) => break,
-                Err((e, Some(back))) => {
-                    if Instant::now() >= deadline {
-                        return Err(e);
+        with_scratch(|buf| {
+            let mut m = Self::prepare(id, record, buf)?;
+            let mut pending = Box::new(Pending::Blocking(tx));
+            loop {
+                match self.enqueue(buf, m, pending) {
+                    Ok(()) => return Ok(()),
+                    Err(Rejected::Full(back, p)) => {
+                        if Instant::now() >= deadline {
+                            return Err(queue_full());
+                        }
+                        (m, pending) = (back, p);
+                        std::thread::sleep(Duration::from_millis(5));
                     }
-                    pending = back;
-                    std::thread::sleep(Duration::from_millis(5));
+                    Err(Rejected::Failed(e)) => return Err(e),
                 }
-                Err((e, None)) => return Err(e),
             }
-        }
+        })?;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left.min(CHECK_EVERY)) {
@@ -768,9 +879,11 @@ impl<T: Model> Producer<T> {
             return Err(e);
         }
         let id = self.schema_id_blocking()?;
-        let prepared = self.prepare(id, OutRecord::new(value))?;
-        let pending = Box::new(Pending::Callback(Mutex::new(Some(Box::new(callback)))));
-        self.enqueue(&prepared, pending).map_err(|(e, _)| e)
+        with_scratch(|buf| {
+            let m = Self::prepare(id, OutRecord::new(value), buf)?;
+            let pending = Box::new(Pending::Callback(Mutex::new(Box::new(callback))));
+            self.enqueue(buf, m, pending).map_err(Rejected::into_error)
+        })
     }
 
     /// Waits up to `timeout` until every queued message is delivered (or failed); fails early,
@@ -892,4 +1005,81 @@ impl<T: Model> Producer<T> {
 
 fn producer_closed() -> Error {
     Error::Kafka(KafkaError::Canceled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(crate::Model, Debug, Clone, PartialEq)]
+    #[flowodm(topic = "scratch-test", key = "id")]
+    struct Note {
+        id: String,
+        text: String,
+    }
+
+    /// Encodes `record` as a send does and reads back the payload and key.
+    fn roundtrip(record: OutRecord<'_, Note>) -> (Option<Note>, Option<Vec<u8>>) {
+        with_scratch(|buf| {
+            let m = Producer::<Note>::prepare(7, record, buf).unwrap();
+            let payload = m.payload.map(|r| {
+                let framed = crate::wire::parse(&buf[r]).unwrap();
+                assert_eq!(framed.schema_id, 7);
+                crate::avro::from_avro::<Note>(framed.datum).unwrap()
+            });
+            (payload, m.key.map(|r| buf[r].to_vec()))
+        })
+    }
+
+    #[test]
+    fn a_reused_buffer_carries_nothing_from_one_message_to_the_next() {
+        let big = Note {
+            id: "K-LONG-".repeat(50),
+            text: "x".repeat(10_000),
+        };
+        let small = Note {
+            id: "k".into(),
+            text: "y".into(),
+        };
+        assert_eq!(
+            roundtrip(OutRecord::new(&big)),
+            (Some(big.clone()), Some("K-LONG-".repeat(50).into_bytes()))
+        );
+        let again = roundtrip(OutRecord::new(&small));
+        assert_eq!(again.0.as_ref(), Some(&small));
+        assert_eq!(again.1.as_deref(), Some(&b"k"[..]));
+        // Explicit key, no key, tombstone.
+        let keyed = roundtrip(OutRecord::new(&small).key("explicit"));
+        assert_eq!(keyed, (Some(small.clone()), Some(b"explicit".to_vec())));
+        let unkeyed = roundtrip(OutRecord::new(&small).no_key());
+        assert_eq!(unkeyed.1, None);
+        assert_eq!(
+            roundtrip(OutRecord::<Note>::tombstone("gone")),
+            (None, Some(b"gone".to_vec()))
+        );
+    }
+
+    #[test]
+    fn the_scratch_buffer_is_reused_but_a_huge_one_is_not_kept() {
+        let first = with_scratch(|buf| {
+            buf.extend_from_slice(b"abc");
+            buf.as_ptr() as usize
+        });
+        let second = with_scratch(|buf| {
+            assert!(buf.is_empty(), "a reused buffer starts empty");
+            buf.as_ptr() as usize
+        });
+        assert_eq!(first, second, "the same allocation is reused");
+        // A nested call gets its own buffer, so the outer bytes stay intact.
+        with_scratch(|outer| {
+            outer.extend_from_slice(b"outer");
+            with_scratch(|inner| {
+                assert!(inner.is_empty());
+                inner.extend_from_slice(b"inner");
+            });
+            assert_eq!(outer, b"outer");
+        });
+        with_scratch(|buf| buf.resize(SCRATCH_KEEP + 1, 0));
+        with_scratch(|buf| assert!(buf.capacity() <= SCRATCH_KEEP));
+    }
 }

@@ -62,10 +62,7 @@ async fn send_resolves_with_where_the_message_is() {
     let producer = client().producer::<Ping>().topic(&topic).build().unwrap();
     let before = chrono_now_ms();
     let d: Delivery = producer.send(&ping(1)).await.unwrap();
-    assert_eq!(
-        (d.topic.as_str(), d.partition, d.offset),
-        (topic.as_str(), 0, 0)
-    );
+    assert_eq!((&*d.topic, d.partition, d.offset), (topic.as_str(), 0, 0));
     let ts = d.timestamp.expect("a timestamp");
     assert!(ts >= before - 1000 && ts <= chrono_now_ms() + 1000, "{ts}");
     let d2 = producer.send(&ping(2)).await.unwrap();

@@ -1,9 +1,10 @@
 //! Producer and consumer throughput: flowodm's typed clients against raw rdkafka, in one run, on
 //! the same topic, with the same librdkafka settings.
 //!
-//! - produce: flowodm encodes each `OrderEvent` and sends it with a delivery callback; raw
-//!   rdkafka sends the same events pre-encoded (so its figure excludes encoding). Both flush at
-//!   the end; throughput counts acknowledged messages.
+//! - produce: flowodm encodes each `OrderEvent` and sends it with a delivery callback that counts
+//!   it; raw rdkafka sends the same events pre-encoded (so its figure excludes encoding), counting
+//!   them in its producer context's delivery callback. Both flush at the end and check that every
+//!   message was acknowledged.
 //! - consume: each reader takes the same messages with its own group: raw rdkafka touching only
 //!   the payload bytes (the floor), raw rdkafka decoding into apache-avro's generic `Value` (what
 //!   a hand-written consumer does), raw rdkafka decoding with flowodm's generated decoder called
@@ -14,8 +15,9 @@
 //!
 //! Needs the stack (`eval "$(dev/stack up)"`). Run:
 //! `cargo bench -p food-pipeline --bench clients` (`BENCH_MESSAGES`, default 1000000;
-//! `BENCH_ROUNDS`, default 3: the medians are printed; `BENCH_ONLY=codec,Blocking` runs only the
-//! consumers whose names contain one of the comma-separated parts).
+//! `BENCH_ROUNDS`, default 3: the medians are printed; `BENCH_ONLY=produce` skips the consumers,
+//! `BENCH_ONLY=codec,Blocking` runs only the consumers whose names contain one of the
+//! comma-separated parts).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,8 +31,8 @@ use flowodm::{Client, KafkaConfig, Model};
 use food_pipeline::events::{Address, OrderEvent, OrderItem, PaymentMethod};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
 
 fn env(name: &str) -> String {
     std::env::var(name)
@@ -77,20 +79,44 @@ fn producer_config() -> ClientConfig {
     c
 }
 
-/// CPU time this thread has used, in seconds (from `/proc/thread-self/stat`, 10 ms ticks): the
-/// cost of a consumer on its own thread, steadier than wall time on a shared machine.
+/// Raw rdkafka's producer context: counts the acknowledged messages, as flowodm's side does.
+#[derive(Default)]
+struct Acked(AtomicU64);
+
+impl ClientContext for Acked {}
+
+impl ProducerContext for Acked {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_ok() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// CPU time used so far (user and system), in seconds, from a `/proc` stat file: `self` for
+/// the whole process (every thread, librdkafka's included), `thread-self` for the calling
+/// thread; NaN where `/proc` is not available. Unlike throughput, it hardly depends on what
+/// else the machine is running.
+fn cpu_seconds(of: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{of}/stat")) else {
+        return f64::NAN;
+    };
+    // The fields after the command name (which is in parentheses); utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// CPU time the calling thread has used, in seconds: the cost of a consumer on its own thread.
 fn thread_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    // The fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    ticks / 100.0
+    cpu_seconds("thread-self")
 }
 
 /// Prints the consuming thread's CPU time per message since `since` (a `thread_cpu_seconds`).
@@ -156,6 +182,8 @@ fn main() {
     );
 
     let (mut raw_p, mut odm_p) = (vec![], vec![]);
+    // CPU microseconds per message, all threads.
+    let (mut raw_cpu, mut odm_cpu) = (vec![], vec![]);
     let mut consume: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for round in 0..rounds {
         let topic = format!("bench-clients-{}-{round}", std::process::id());
@@ -167,9 +195,10 @@ fn main() {
         let flip = round % 2 == 1; // alternate which side goes first
 
         let raw_produce = || {
-            let producer: ThreadedProducer<DefaultProducerContext> =
-                producer_config().create().unwrap();
-            let start = Instant::now();
+            let producer: ThreadedProducer<Acked> = producer_config()
+                .create_with_context(Acked::default())
+                .unwrap();
+            let (start, cpu) = (Instant::now(), cpu_seconds("self"));
             for i in 0..n {
                 let (k, p) = &encoded[i % encoded.len()];
                 let mut rec = BaseRecord::to(&topic)
@@ -186,7 +215,10 @@ fn main() {
                 }
             }
             producer.flush(Duration::from_secs(120)).unwrap();
-            n as f64 / start.elapsed().as_secs_f64()
+            let rate = n as f64 / start.elapsed().as_secs_f64();
+            let cpu = (cpu_seconds("self") - cpu) * 1e6 / n as f64;
+            assert_eq!(producer.context().0.load(Ordering::Relaxed), n as u64);
+            (rate, cpu)
         };
         let odm_produce = || {
             let producer = client
@@ -196,12 +228,11 @@ fn main() {
                 .unwrap();
             rt.block_on(producer.codec().schema_id()).unwrap();
             let delivered = Arc::new(AtomicU64::new(0));
-            let start = Instant::now();
+            let (start, cpu) = (Instant::now(), cpu_seconds("self"));
             for i in 0..n {
-                let d = delivered.clone();
                 let e = &pool[i % pool.len()];
                 loop {
-                    let d = d.clone();
+                    let d = delivered.clone();
                     match producer.send_with_callback(e, move |r| {
                         if r.is_ok() {
                             d.fetch_add(1, Ordering::Relaxed);
@@ -216,16 +247,22 @@ fn main() {
                 }
             }
             producer.flush(Duration::from_secs(120)).unwrap();
+            let rate = n as f64 / start.elapsed().as_secs_f64();
+            let cpu = (cpu_seconds("self") - cpu) * 1e6 / n as f64;
             assert_eq!(delivered.load(Ordering::Relaxed), n as u64);
-            n as f64 / start.elapsed().as_secs_f64()
+            (rate, cpu)
         };
-        if flip {
-            odm_p.push(odm_produce());
-            raw_p.push(raw_produce());
+        let (raw, odm) = if flip {
+            let odm = odm_produce();
+            (raw_produce(), odm)
         } else {
-            raw_p.push(raw_produce());
-            odm_p.push(odm_produce());
-        }
+            let raw = raw_produce();
+            (raw, odm_produce())
+        };
+        raw_p.push(raw.0);
+        raw_cpu.push(raw.1);
+        odm_p.push(odm.0);
+        odm_cpu.push(odm.1);
 
         // The topic now holds 2n messages; each side reads the first n from the beginning.
         // Each consumer reads the first `n` messages with its own group, from the beginning;
@@ -409,8 +446,9 @@ fn main() {
             consume.entry(name).or_default().push(rate);
         }
         println!(
-            "round {round}: produce raw {:.0}/s flowodm {:.0}/s",
-            raw_p[round], odm_p[round]
+            "round {round}: produce raw {:.0}/s flowodm {:.0}/s; CPU per message raw {:.2} µs \
+             flowodm {:.2} µs",
+            raw_p[round], odm_p[round], raw_cpu[round], odm_cpu[round]
         );
         rt.block_on(admin.delete_topic(&topic, Duration::from_secs(30)))
             .unwrap();
@@ -419,6 +457,12 @@ fn main() {
     println!(
         "median produce: raw rdkafka {rp:.0} msg/s, flowodm {op:.0} msg/s, ratio {:.2}",
         op / rp
+    );
+    let (rc, oc) = (median(raw_cpu), median(odm_cpu));
+    println!(
+        "median produce CPU per message (all threads): raw rdkafka {rc:.2} µs, flowodm \
+         {oc:.2} µs, ratio {:.2}",
+        rc / oc
     );
     let base = consume
         .get("raw rdkafka, bytes only")
