@@ -2241,6 +2241,9 @@ where
             Item::Record(record) => record,
         };
         if self.semantics == Semantics::AtMostOnce {
+            // What this run finished before it (a tombstone, a skipped message) goes first, or
+            // the watermark could not move past it to this message.
+            self.settle(tp, settled, metrics);
             finish_offsets(&self.state, &self.consumer, tp, epoch, &[offset]);
             self.consumer.commit_stored()?;
         }
