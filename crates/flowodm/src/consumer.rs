@@ -360,6 +360,12 @@ impl<T: Model> ConsumerBuilder<T> {
         f: impl Fn(&[TopicPartition]) + Send + Sync + 'static,
     ) -> Self {
         self.before_revoke = Some(Arc::new(f));
+        self.keep_payloads()
+    }
+
+    /// Keeps each record's payload bytes in [`Record::payload`]: consumer loops decode them
+    /// again for a retry and write them to the dead-letter topic.
+    pub(crate) fn keep_payloads(mut self) -> Self {
         self.keep_payloads = true;
         self
     }

@@ -1472,10 +1472,12 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<Vec<U>, HandlerError>> + Send + 'static,
     {
+        // Payloads are kept: a retried message is decoded again from its bytes.
         let consumer = self
             .consumer
             .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
+            .keep_payloads()
             .build()?;
         producer.init_transactions(TXN_TIMEOUT).await?;
         let txn = Txn {

@@ -523,6 +523,7 @@ async fn exactly_once_loop_publishes_each_input_once_across_an_abort_and_a_resta
     // First run: one message fails once (retried inside its transaction); a later one makes
     // the error handler stop the loop, so its transaction is aborted with outputs already sent.
     let flaky_done = Arc::new(AtomicBool::new(false));
+    let retried = flaky_done.clone();
     let first = eos_loop()
         .error_handler(|f| {
             if f.message.contains("boom") {
@@ -542,7 +543,8 @@ async fn exactly_once_loop_publishes_each_input_once_across_an_abort_and_a_resta
                     if job.seq == 77 && !flaky_done.swap(true, Ordering::SeqCst) {
                         return Err(HandlerError::retryable(std::io::Error::other("flaky")));
                     }
-                    if job.seq == 200 {
+                    // Only after the retry above, whichever partition comes first.
+                    if job.seq >= 200 && flaky_done.load(Ordering::SeqCst) {
                         return Err(HandlerError::fatal(std::io::Error::other("boom")));
                     }
                     Ok(vec![Receipt {
@@ -558,6 +560,7 @@ async fn exactly_once_loop_publishes_each_input_once_across_an_abort_and_a_resta
         .expect("the first run stops")
         .expect_err("the error handler stopped it");
     assert!(err.to_string().contains("boom"), "{err}");
+    assert!(retried.load(Ordering::SeqCst), "the retry ran");
 
     // Second run: same group and transactional id; it resumes after the last committed batch.
     let token = CancellationToken::new();
