@@ -29,10 +29,15 @@ fn client() -> Client {
 }
 
 async fn produce(topic: &str, n: i64) {
+    produce_keyed(topic, n, "k", 7).await;
+}
+
+/// Sends jobs `0..n`, job `seq` keyed `{prefix}{seq % keys}`.
+async fn produce_keyed(topic: &str, n: i64, prefix: &str, keys: i64) {
     let producer = client().producer::<Job>().topic(topic).build().unwrap();
     let jobs: Vec<Job> = (0..n)
         .map(|seq| Job {
-            key: format!("k{}", seq % 7),
+            key: format!("{prefix}{}", seq % keys),
             seq,
         })
         .collect();
@@ -158,16 +163,7 @@ async fn partitions_are_handled_in_order_and_commits_never_pass_unfinished_work(
 async fn key_ordering_runs_keys_in_parallel_keeps_each_keys_order_and_the_watermark() {
     let topic = new_topic("runner-keys", 3).await;
     let total: i64 = 600;
-    let producer = client().producer::<Job>().topic(&topic).build().unwrap();
-    let jobs: Vec<Job> = (0..total)
-        .map(|seq| Job {
-            key: format!("customer-{}", seq % 40),
-            seq,
-        })
-        .collect();
-    for r in producer.send_many(&jobs).await {
-        r.unwrap();
-    }
+    produce_keyed(&topic, total, "customer-", 40).await;
     let group = unique_name("runner-keys-g");
     let by_key: Arc<Mutex<HashMap<String, Vec<i64>>>> = Arc::default();
     let in_flight: Arc<Mutex<HashMap<i32, BTreeSet<i64>>>> = Arc::default();
@@ -704,16 +700,7 @@ async fn acknowledged_later_by_a_batching_writer_order_and_watermark_hold() {
     use flowodm::runner::Ack;
     let topic = new_topic("runner-ack", 3).await;
     let total: i64 = 600;
-    let producer = client().producer::<Job>().topic(&topic).build().unwrap();
-    let jobs: Vec<Job> = (0..total)
-        .map(|seq| Job {
-            key: format!("customer-{}", seq % 40),
-            seq,
-        })
-        .collect();
-    for r in producer.send_many(&jobs).await {
-        r.unwrap();
-    }
+    produce_keyed(&topic, total, "customer-", 40).await;
     let group = unique_name("runner-ack-g");
     let max_concurrent = 64;
     // Handed over but not yet acknowledged, per partition; and the peak of those plus running.
