@@ -140,6 +140,18 @@ pub enum Error {
         /// What librdkafka last reported (for example `1/1 brokers are down`).
         detail: String,
     },
+
+    /// Messages sent with [`send_and_forget`](crate::producer::Producer::send_and_forget) were
+    /// not delivered; returned by the next [`flush`](crate::producer::Producer::flush). Those
+    /// messages are gone from the producer: send them again to store them.
+    #[error("{count} message(s) sent with send_and_forget were not delivered; the first failed with: {first}")]
+    Undelivered {
+        /// How many failed since the previous flush.
+        count: u64,
+        /// The first one's error.
+        #[source]
+        first: Box<Error>,
+    },
 }
 
 fn file_location(path: &std::path::Path, line: Option<usize>, column: Option<usize>) -> String {
@@ -239,6 +251,7 @@ impl Error {
             Error::Kafka(_) => ErrorKind::Kafka,
             Error::BrokersUnreachable { .. } => ErrorKind::Connection,
             Error::Decode { source, .. } => source.kind(),
+            Error::Undelivered { first, .. } => first.kind(),
         }
     }
 

@@ -55,7 +55,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -187,14 +187,49 @@ impl<'a, T: Model> OutRecord<'a, T> {
     }
 }
 
-/// How the delivery of one message is reported: librdkafka carries it with the message (one
-/// allocation, plus the callback's own box) and hands it back with the delivery report.
+/// How the delivery of one message is reported: librdkafka carries it with the message and
+/// hands it back with the delivery report.
+///
+/// A message waited for owns its `Pending` (one allocation, plus the callback's own box); the
+/// messages of [`send_and_forget`](Producer::send_and_forget) share the producer's single
+/// [`Pending::Quiet`], so that queueing one costs no allocation.
 enum Pending {
     Async(tokio::sync::oneshot::Sender<Result<Delivery>>),
     Blocking(mpsc::SyncSender<Result<Delivery>>),
     /// The mutex only makes the callback `Sync`, as librdkafka's opaque must be; it is never
     /// locked: the report owns it and takes the callback out with `into_inner`.
     Callback(Mutex<DeliveryCallback>),
+    /// Nobody waits: a failure is kept for the next [`flush`](Producer::flush).
+    Quiet,
+}
+
+/// What librdkafka carries with each message.
+type Opaque = Arc<Pending>;
+
+/// The failures of [`send_and_forget`](Producer::send_and_forget) messages that no
+/// [`flush`](Producer::flush) has reported yet.
+#[derive(Default)]
+struct Unreported {
+    count: u64,
+    first: Option<Error>,
+}
+
+/// How many messages a producer has had delivered, and how many failed; see
+/// [`Producer::delivery_counts`].
+///
+/// ```
+/// let counts = flowodm::producer::DeliveryCounts::default();
+/// assert_eq!((counts.delivered, counts.failed), (0, 0));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryCounts {
+    /// Messages the broker acknowledged.
+    pub delivered: u64,
+    /// Messages that could not be delivered (each was reported to its sender, or, for
+    /// [`send_and_forget`](Producer::send_and_forget), by the next
+    /// [`flush`](Producer::flush)).
+    pub failed: u64,
 }
 
 type DeliveryCallback = Box<dyn FnOnce(Result<Delivery>) + Send>;
@@ -209,6 +244,13 @@ struct Context {
     /// Set once `auth_error` holds an error, so that sends check a flag instead of locking.
     auth_failed: AtomicBool,
     reach: Reachability,
+    /// The report every [`send_and_forget`](Producer::send_and_forget) message carries.
+    quiet: Opaque,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    unreported: Mutex<Unreported>,
+    /// Set while `unreported` counts a failure, so that a flush checks a flag instead of locking.
+    any_unreported: AtomicBool,
 }
 
 impl Context {
@@ -218,7 +260,39 @@ impl Context {
             auth_error: Mutex::new(None),
             auth_failed: AtomicBool::new(false),
             reach: Reachability::default(),
+            quiet: Arc::new(Pending::Quiet),
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            unreported: Mutex::new(Unreported::default()),
+            any_unreported: AtomicBool::new(false),
         }
+    }
+
+    /// Keeps the failure of a message nobody waits for, for the next flush.
+    fn unreported(&self, error: Error) {
+        let Ok(mut u) = self.unreported.lock() else {
+            return;
+        };
+        if u.first.is_none() {
+            tracing::warn!(%error, topic = %self.topic, "a message sent with send_and_forget was not delivered; the next flush reports it");
+            u.first = Some(error);
+        }
+        u.count += 1;
+        self.any_unreported.store(true, Ordering::Release);
+    }
+
+    /// The failures no flush has reported yet, as one error; clears them.
+    fn take_unreported(&self) -> Option<Error> {
+        if !self.any_unreported.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut u = self.unreported.lock().ok()?;
+        self.any_unreported.store(false, Ordering::Release);
+        let taken = std::mem::take(&mut *u);
+        taken.first.map(|first| Error::Undelivered {
+            count: taken.count,
+            first: Box::new(first),
+        })
     }
 
     /// The authentication failure librdkafka reported, if any (a flag check while there is
@@ -266,12 +340,27 @@ impl ClientContext for Context {
 }
 
 impl ProducerContext for Context {
-    type DeliveryOpaque = Box<Pending>;
+    type DeliveryOpaque = Opaque;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Opaque) {
+        if let Pending::Quiet = *pending {
+            // Nobody waits: count it, and keep a failure for the next flush.
+            match result {
+                Ok(_) => {
+                    self.reach.reachable();
+                    self.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Err((e, _)) => {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    self.unreported(self.delivery_error(e));
+                }
+            }
+            return;
+        }
         let outcome = match result {
             Ok(m) => Ok({
                 self.reach.reachable();
+                self.delivered.fetch_add(1, Ordering::Relaxed);
                 Delivery {
                     topic: self.topic.clone(),
                     partition: m.partition(),
@@ -279,16 +368,21 @@ impl ProducerContext for Context {
                     timestamp: m.timestamp().to_millis(),
                 }
             }),
-            Err((e, _)) => Err(self.delivery_error(e)),
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                Err(self.delivery_error(e))
+            }
         };
-        match *pending {
-            Pending::Async(tx) => drop(tx.send(outcome)),
-            Pending::Blocking(tx) => drop(tx.try_send(outcome)),
-            Pending::Callback(cb) => {
+        // Only a message's own report reaches here, and librdkafka hands it back once.
+        match Arc::into_inner(pending) {
+            Some(Pending::Async(tx)) => drop(tx.send(outcome)),
+            Some(Pending::Blocking(tx)) => drop(tx.try_send(outcome)),
+            Some(Pending::Callback(cb)) => {
                 if let Ok(cb) = cb.into_inner() {
                     cb(outcome);
                 }
             }
+            Some(Pending::Quiet) | None => {}
         }
     }
 }
@@ -490,7 +584,7 @@ struct Encoded {
 /// Why librdkafka did not take a message.
 enum Rejected {
     /// Its queue is full: the message and its report, to try again once there is room.
-    Full(Encoded, Box<Pending>),
+    Full(Encoded, Opaque),
     /// Any other error.
     Failed(Error),
 }
@@ -508,7 +602,7 @@ impl Rejected {
 struct Waiting {
     bytes: Vec<u8>,
     message: Encoded,
-    pending: Box<Pending>,
+    pending: Opaque,
 }
 
 fn queue_full() -> Error {
@@ -596,9 +690,9 @@ impl<T: Model> Producer<T> {
         &self,
         buf: &[u8],
         mut m: Encoded,
-        pending: Box<Pending>,
+        pending: Opaque,
     ) -> std::result::Result<(), Rejected> {
-        let mut rec: BaseRecord<'_, [u8], [u8], Box<Pending>> =
+        let mut rec: BaseRecord<'_, [u8], [u8], Opaque> =
             BaseRecord::with_opaque_to(&self.topic, pending);
         rec.payload = m.payload.clone().map(|r| &buf[r]);
         rec.key = m.key.clone().map(|r| &buf[r]);
@@ -622,7 +716,7 @@ impl<T: Model> Producer<T> {
         &self,
         schema_id: u32,
         record: OutRecord<'_, T>,
-        pending: Box<Pending>,
+        pending: Opaque,
     ) -> Result<Option<Waiting>> {
         with_scratch(|buf| {
             let m = Self::prepare(schema_id, record, buf)?;
@@ -757,7 +851,7 @@ impl<T: Model> Producer<T> {
             bytes,
             message: mut m,
             mut pending,
-        }) = self.enqueue_now(id, record, Box::new(Pending::Async(tx)))?
+        }) = self.enqueue_now(id, record, Arc::new(Pending::Async(tx)))?
         else {
             return Ok(rx);
         };
@@ -832,7 +926,7 @@ impl<T: Model> Producer<T> {
         let (tx, rx) = mpsc::sync_channel(1);
         with_scratch(|buf| {
             let mut m = Self::prepare(id, record, buf)?;
-            let mut pending = Box::new(Pending::Blocking(tx));
+            let mut pending = Arc::new(Pending::Blocking(tx));
             loop {
                 match self.enqueue(buf, m, pending) {
                     Ok(()) => return Ok(()),
@@ -881,13 +975,65 @@ impl<T: Model> Producer<T> {
         let id = self.schema_id_blocking()?;
         with_scratch(|buf| {
             let m = Self::prepare(id, OutRecord::new(value), buf)?;
-            let pending = Box::new(Pending::Callback(Mutex::new(Box::new(callback))));
+            let pending = Arc::new(Pending::Callback(Mutex::new(Box::new(callback))));
             self.enqueue(buf, m, pending).map_err(Rejected::into_error)
         })
     }
 
+    /// Queues `value` and returns; nobody waits for its delivery report.
+    ///
+    /// The fastest way to send: queueing costs no allocation beyond librdkafka's copy of the
+    /// bytes. Nothing is lost silently, though: the producer counts the messages delivered and
+    /// failed ([`delivery_counts`](Producer::delivery_counts)), logs the first failure, and the
+    /// next [`flush`](Producer::flush) returns [`Error::Undelivered`] with how many of these
+    /// messages failed since the previous flush and the first error. Call `flush` before
+    /// exiting, and wherever the messages sent so far must be known to be stored.
+    ///
+    /// A full local queue is the retriable `QueueFull` error, returned here.
+    ///
+    /// ```no_run
+    /// # fn demo() -> flowodm::Result<()> {
+    /// #[derive(flowodm::Model)]
+    /// #[flowodm(topic = "clicks", key = "user_id")]
+    /// struct Click { user_id: String, page: String }
+    ///
+    /// let producer = flowodm::Client::from_env()?.producer::<Click>().build()?;
+    /// for page in ["/", "/cart", "/pay"] {
+    ///     producer.send_and_forget(&Click { user_id: "U-1".into(), page: page.into() })?;
+    /// }
+    /// // Fails with Error::Undelivered if any of them could not be stored.
+    /// producer.flush(std::time::Duration::from_secs(10))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn send_and_forget(&self, value: &T) -> Result<()> {
+        if let Some(e) = self.auth_failure() {
+            return Err(e);
+        }
+        let id = self.schema_id_blocking()?;
+        with_scratch(|buf| {
+            let m = Self::prepare(id, OutRecord::new(value), buf)?;
+            let quiet = self.inner.context().quiet.clone();
+            self.enqueue(buf, m, quiet).map_err(Rejected::into_error)
+        })
+    }
+
+    /// How many of this producer's messages (all its clones', by every way of sending) have
+    /// been delivered and how many failed, since it was built.
+    pub fn delivery_counts(&self) -> DeliveryCounts {
+        let ctx = self.inner.context();
+        DeliveryCounts {
+            delivered: ctx.delivered.load(Ordering::Relaxed),
+            failed: ctx.failed.load(Ordering::Relaxed),
+        }
+    }
+
     /// Waits up to `timeout` until every queued message is delivered (or failed); fails early,
     /// like a send, when no broker is reachable.
+    ///
+    /// Returns [`Error::Undelivered`] when messages sent with
+    /// [`send_and_forget`](Producer::send_and_forget) failed since the previous flush (of this
+    /// producer or any of its clones); the other ways of sending report their failures to their
+    /// senders.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         let since = Instant::now();
         let deadline = since + timeout;
@@ -897,7 +1043,12 @@ impl<T: Model> Producer<T> {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.inner.flush(left.min(CHECK_EVERY)) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    return match self.inner.context().take_unreported() {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    }
+                }
                 Err(_) if !left.is_zero() && self.inner.in_flight_count() > 0 => continue,
                 Err(e) => return Err(Error::Kafka(e)),
             }

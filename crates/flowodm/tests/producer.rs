@@ -123,6 +123,63 @@ async fn callbacks_report_every_delivery() {
 }
 
 #[tokio::test]
+async fn send_and_forget_counts_every_delivery_and_flush_waits_for_them() {
+    let topic = new_topic("producer-forget", 3).await;
+    let producer = client().producer::<Ping>().topic(&topic).build().unwrap();
+    for i in 0..200 {
+        producer.send_and_forget(&ping(i)).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(producer.in_flight(), 0);
+    let counts = producer.delivery_counts();
+    assert_eq!((counts.delivered, counts.failed), (200, 0));
+    let codec = Codec::<Ping>::new(SchemaRegistryClient::new(&registry_url()).unwrap()).unwrap();
+    let mut got = Vec::new();
+    read(&topic, 200, |m| {
+        got.push((m.key().map(<[u8]>::to_vec), m.payload().unwrap().to_vec()))
+    })
+    .await;
+    let mut seen = Vec::new();
+    for (key, payload) in got {
+        let value = codec.decode(&payload).await.unwrap();
+        assert_eq!(key.as_deref(), Some(value.id.as_bytes()));
+        seen.push(value.n);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..200).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn send_and_forget_failures_are_reported_by_the_next_flush() {
+    let producer = client()
+        .producer::<Ping>()
+        .topic(unique_name("no-such-topic"))
+        .set("message.timeout.ms", "2000")
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        producer.send_and_forget(&ping(i)).unwrap();
+    }
+    let err = producer.flush(Duration::from_secs(30)).unwrap_err();
+    match &err {
+        Error::Undelivered { count, first } => {
+            assert_eq!(*count, 5);
+            assert!(matches!(**first, Error::Kafka(_)), "{first:?}");
+        }
+        other => panic!("expected Undelivered, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("5 message(s) sent with send_and_forget were not delivered"),
+        "{err}"
+    );
+    let counts = producer.delivery_counts();
+    assert_eq!((counts.delivered, counts.failed), (0, 5));
+    // Reported once: the next flush has nothing to tell.
+    producer.flush(Duration::from_secs(5)).unwrap();
+}
+
+#[tokio::test]
 async fn send_many_gives_one_result_per_message_in_order() {
     let topic = new_topic("producer-many", 3).await;
     let producer = client().producer::<Ping>().topic(&topic).build().unwrap();

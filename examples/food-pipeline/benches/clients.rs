@@ -1,10 +1,11 @@
 //! Producer and consumer throughput: flowodm's typed clients against raw rdkafka, in one run, on
 //! the same topic, with the same librdkafka settings.
 //!
-//! - produce: flowodm encodes each `OrderEvent` and sends it with a delivery callback that counts
-//!   it; raw rdkafka sends the same events pre-encoded (so its figure excludes encoding), counting
-//!   them in its producer context's delivery callback. Both flush at the end and check that every
-//!   message was acknowledged.
+//! - produce: flowodm encodes each `OrderEvent` and sends it either with a delivery callback
+//!   that counts it (`send_with_callback`) or with `send_and_forget`, which counts deliveries in
+//!   the producer; raw rdkafka sends the same events pre-encoded (so its figure excludes
+//!   encoding), counting them in its producer context's delivery callback. Each flushes at the
+//!   end and checks that every message was acknowledged. The three take turns going first.
 //! - consume: each reader takes the same messages with its own group: raw rdkafka touching only
 //!   the payload bytes (the floor), raw rdkafka decoding into apache-avro's generic `Value` (what
 //!   a hand-written consumer does), raw rdkafka decoding with flowodm's generated decoder called
@@ -139,6 +140,9 @@ enum RawDecode {
     FlowodmCodec,
 }
 
+/// Produces a round's messages one way: (messages per second, CPU µs per message).
+type ProduceRun<'a> = dyn Fn() -> (f64, f64) + 'a;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -181,9 +185,10 @@ fn main() {
         encoded.iter().map(|(_, p)| p.len()).sum::<usize>() / encoded.len()
     );
 
-    let (mut raw_p, mut odm_p) = (vec![], vec![]);
-    // CPU microseconds per message, all threads.
-    let (mut raw_cpu, mut odm_cpu) = (vec![], vec![]);
+    // Per way of producing: (messages per second, CPU microseconds per message over all
+    // threads) of each round; and its throughput over raw rdkafka's of the same round.
+    let mut produce: std::collections::BTreeMap<&str, Vec<(f64, f64)>> = Default::default();
+    let mut produce_ratio: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     let mut consume: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for round in 0..rounds {
         let topic = format!("bench-clients-{}-{round}", std::process::id());
@@ -220,7 +225,7 @@ fn main() {
             assert_eq!(producer.context().0.load(Ordering::Relaxed), n as u64);
             (rate, cpu)
         };
-        let odm_produce = || {
+        let odm_produce = |forget: bool| {
             let producer = client
                 .producer::<OrderEvent>()
                 .topic(&topic)
@@ -232,12 +237,17 @@ fn main() {
             for i in 0..n {
                 let e = &pool[i % pool.len()];
                 loop {
-                    let d = delivered.clone();
-                    match producer.send_with_callback(e, move |r| {
-                        if r.is_ok() {
-                            d.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }) {
+                    let sent = if forget {
+                        producer.send_and_forget(e)
+                    } else {
+                        let d = delivered.clone();
+                        producer.send_with_callback(e, move |r| {
+                            if r.is_ok() {
+                                d.fetch_add(1, Ordering::Relaxed);
+                            }
+                        })
+                    };
+                    match sent {
                         Ok(()) => break,
                         Err(e) if e.is_retriable() => {
                             std::thread::sleep(Duration::from_micros(200))
@@ -246,25 +256,48 @@ fn main() {
                     }
                 }
             }
+            // With send_and_forget, flush fails if any message was not delivered.
             producer.flush(Duration::from_secs(120)).unwrap();
             let rate = n as f64 / start.elapsed().as_secs_f64();
             let cpu = (cpu_seconds("self") - cpu) * 1e6 / n as f64;
-            assert_eq!(delivered.load(Ordering::Relaxed), n as u64);
+            if forget {
+                assert_eq!(producer.delivery_counts().delivered, n as u64);
+            } else {
+                assert_eq!(delivered.load(Ordering::Relaxed), n as u64);
+            }
             (rate, cpu)
         };
-        let (raw, odm) = if flip {
-            let odm = odm_produce();
-            (raw_produce(), odm)
-        } else {
-            let raw = raw_produce();
-            (raw, odm_produce())
-        };
-        raw_p.push(raw.0);
-        raw_cpu.push(raw.1);
-        odm_p.push(odm.0);
-        odm_cpu.push(odm.1);
+        let (odm_callback, odm_forget) = (|| odm_produce(false), || odm_produce(true));
+        let mut producers: Vec<(&str, &ProduceRun)> = vec![
+            ("raw rdkafka", &raw_produce),
+            ("flowodm send_with_callback", &odm_callback),
+            ("flowodm send_and_forget", &odm_forget),
+        ];
+        // Rotate which side goes first.
+        let sides = producers.len();
+        producers.rotate_left(round % sides);
+        let mut raw_rate = f64::NAN;
+        let mut line = format!("round {round}: produce");
+        for (name, f) in &producers {
+            let (rate, cpu) = f();
+            line += &format!(" | {name} {rate:.0}/s, {cpu:.2} µs CPU/msg");
+            produce.entry(*name).or_default().push((rate, cpu));
+            if *name == "raw rdkafka" {
+                raw_rate = rate;
+            }
+        }
+        for (name, _) in &producers {
+            if *name != "raw rdkafka" {
+                let (rate, _) = *produce[name].last().unwrap();
+                produce_ratio
+                    .entry(*name)
+                    .or_default()
+                    .push(rate / raw_rate);
+            }
+        }
+        println!("{line}");
 
-        // The topic now holds 2n messages; each side reads the first n from the beginning.
+        // The topic now holds 3n messages.
         // Each consumer reads the first `n` messages with its own group, from the beginning;
         // the clock starts at its first message (joining the group is not measured).
         let raw_consume = |decode: RawDecode| {
@@ -445,25 +478,20 @@ fn main() {
             println!("round {round}: consume {name}: {rate:.0}/s");
             consume.entry(name).or_default().push(rate);
         }
-        println!(
-            "round {round}: produce raw {:.0}/s flowodm {:.0}/s; CPU per message raw {:.2} µs \
-             flowodm {:.2} µs",
-            raw_p[round], odm_p[round], raw_cpu[round], odm_cpu[round]
-        );
         rt.block_on(admin.delete_topic(&topic, Duration::from_secs(30)))
             .unwrap();
     }
-    let (rp, op) = (median(raw_p), median(odm_p));
-    println!(
-        "median produce: raw rdkafka {rp:.0} msg/s, flowodm {op:.0} msg/s, ratio {:.2}",
-        op / rp
-    );
-    let (rc, oc) = (median(raw_cpu), median(odm_cpu));
-    println!(
-        "median produce CPU per message (all threads): raw rdkafka {rc:.2} µs, flowodm \
-         {oc:.2} µs, ratio {:.2}",
-        rc / oc
-    );
+    for (name, rounds) in &produce {
+        let rate = median(rounds.iter().map(|r| r.0).collect());
+        let cpu = median(rounds.iter().map(|r| r.1).collect());
+        let ratio = produce_ratio.get(name).map_or(String::new(), |r| {
+            format!(
+                ", {:.2}x raw rdkafka (median of the rounds' ratios)",
+                median(r.clone())
+            )
+        });
+        println!("median produce {name}: {rate:.0} msg/s, {cpu:.2} µs CPU per message{ratio}");
+    }
     let base = consume
         .get("raw rdkafka, bytes only")
         .map_or(f64::NAN, |r| median(r.clone()));
