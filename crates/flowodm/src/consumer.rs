@@ -149,7 +149,8 @@ pub struct Record<T> {
     pub value: T,
     /// The key.
     pub key: Option<Vec<u8>>,
-    /// The headers, in order.
+    /// The headers, in order (none when the consumer was built with
+    /// [`skip_headers`](ConsumerBuilder::skip_headers)).
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// The topic.
     pub topic: String,
@@ -321,6 +322,7 @@ pub struct ConsumerBuilder<T> {
     on_revoke: Option<RebalanceCallback>,
     before_revoke: Option<RebalanceCallback>,
     keep_payloads: bool,
+    skip_headers: bool,
     unreachable_timeout: Duration,
     _model: std::marker::PhantomData<fn() -> T>,
 }
@@ -348,6 +350,7 @@ impl<T: Model> ConsumerBuilder<T> {
             on_revoke: None,
             before_revoke: None,
             keep_payloads: false,
+            skip_headers: false,
             unreachable_timeout: DEFAULT_UNREACHABLE_TIMEOUT,
             _model: std::marker::PhantomData,
         }
@@ -363,10 +366,36 @@ impl<T: Model> ConsumerBuilder<T> {
         self.keep_payloads()
     }
 
-    /// Keeps each record's payload bytes in [`Record::payload`]: consumer loops decode them
-    /// again for a retry and write them to the dead-letter topic.
+    /// Keeps each record's payload bytes in [`Record::payload`], and reads its headers even
+    /// after [`skip_headers`](Self::skip_headers): consumer loops decode the bytes again for a
+    /// retry and write bytes and headers to the dead-letter topic.
     pub(crate) fn keep_payloads(mut self) -> Self {
         self.keep_payloads = true;
+        self.skip_headers = false;
+        self
+    }
+
+    /// Leaves [`Record::headers`] empty instead of reading each message's headers.
+    ///
+    /// librdkafka parses a message's headers when they are first asked for, and parsing
+    /// allocates even for a message that has none: for small messages that is about a tenth of
+    /// a consumer's time per message (see `docs/BENCHMARKS.md`). Skip them when your code does
+    /// not read headers. A message that cannot be decoded still carries its headers in
+    /// [`Error::Decode`]'s [`RawMessage`], and consumer loops always read them, because a
+    /// dead-lettered message keeps its headers.
+    ///
+    /// ```no_run
+    /// # #[derive(flowodm::Model)] #[flowodm(topic = "orders")] struct Order { id: String }
+    /// # fn demo() -> flowodm::Result<()> {
+    /// let consumer = flowodm::Client::from_env()?
+    ///     .consumer::<Order>()
+    ///     .group("order-totals")
+    ///     .skip_headers()
+    ///     .build_blocking()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn skip_headers(mut self) -> Self {
+        self.skip_headers = true;
         self
     }
 
@@ -494,6 +523,7 @@ impl<T: Model> ConsumerBuilder<T> {
                 batch: self.profile.consumer().max_poll_records,
                 auto_commit,
                 keep_payloads: self.keep_payloads,
+                read_headers: !self.skip_headers,
                 pending_store: Mutex::default(),
                 unreachable_timeout: self.unreachable_timeout,
             },
@@ -765,6 +795,8 @@ struct Shared<T> {
     batch: usize,
     auto_commit: bool,
     keep_payloads: bool,
+    /// Whether records carry their headers (see [`ConsumerBuilder::skip_headers`]).
+    read_headers: bool,
     pending_store: Mutex<PendingStore>,
     unreachable_timeout: Duration,
 }
@@ -877,7 +909,7 @@ impl<T: Model> Shared<T> {
                 source: Box::new(e),
             });
         }
-        decode(&self.codec, m, self.keep_payloads)
+        decode(&self.codec, m, self.keep_payloads, self.read_headers)
     }
 }
 
@@ -886,6 +918,7 @@ fn decode<T: Model>(
     codec: &Codec<T>,
     m: &BorrowedMessage<'_>,
     keep_payload: bool,
+    read_headers: bool,
 ) -> Result<Consumed<T>> {
     let Some(payload) = m.payload() else {
         return Ok(Consumed::Tombstone(Tombstone {
@@ -902,7 +935,11 @@ fn decode<T: Model>(
         Ok((value, schema_id)) => Ok(Consumed::Record(Record {
             value,
             key: m.key().map(<[u8]>::to_vec),
-            headers: headers_of(m),
+            headers: if read_headers {
+                headers_of(m)
+            } else {
+                Vec::new()
+            },
             topic: m.topic().to_string(),
             partition: m.partition(),
             offset: m.offset(),

@@ -64,6 +64,50 @@ async fn raw(topic: &str, payload: &[u8]) {
 const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
+async fn skip_headers_leaves_them_out_of_records_but_not_out_of_poison_messages() {
+    let topic = new_topic("consumer-skip-headers", 1).await;
+    let producer = client().producer::<Event>().topic(&topic).build().unwrap();
+    let value = event(1);
+    producer
+        .send_record(OutRecord::new(&value).header("trace", "t-1"))
+        .await
+        .unwrap();
+    let p: FutureProducer = plaintext_config().create().unwrap();
+    let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+        key: "trace",
+        value: Some("t-2"),
+    });
+    p.send(
+        FutureRecord::<[u8], [u8]>::to(&topic)
+            .payload(&b"not avro"[..])
+            .headers(headers),
+        WAIT,
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .unwrap();
+
+    let consumer = client()
+        .consumer::<Event>()
+        .topics([&topic])
+        .group(unique_name("g"))
+        .skip_headers()
+        .build_blocking()
+        .unwrap();
+    let Consumed::Record(r) = consumer.consume_one(WAIT).unwrap() else {
+        panic!("expected a record")
+    };
+    assert_eq!((r.value, r.headers.len()), (value, 0));
+    match consumer.consume_one(WAIT) {
+        Err(Error::Decode { raw, .. }) => {
+            assert_eq!(raw.headers, [("trace".to_string(), Some(b"t-2".to_vec()))]);
+            assert_eq!(raw.payload.as_deref(), Some(&b"not avro"[..]));
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn one_poll_tells_record_tombstone_and_timeout_apart() {
     let topic = new_topic("consumer-kinds", 1).await;
     let producer = client().producer::<Event>().topic(&topic).build().unwrap();

@@ -31,7 +31,7 @@ use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError, OrderBy};
 use flowodm::{Client, KafkaConfig, Model};
 use food_pipeline::events::{Address, OrderEvent, OrderItem, PaymentMethod};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
 
@@ -138,6 +138,9 @@ enum RawDecode {
     ApacheAvro,
     /// Decodes into `OrderEvent` with flowodm's generated decoder, called by hand.
     FlowodmCodec,
+    /// The same, and copies the key, topic and headers out as a `Record` holds them: the
+    /// work of flowodm's consumers with their defaults.
+    FlowodmCodecAndMetadata,
 }
 
 /// Produces a round's messages one way: (messages per second, CPU µs per message).
@@ -313,7 +316,8 @@ fn main() {
             let reader = apache_avro::reader::datum::GenericDatumReader::builder(&avro_schema)
                 .build()
                 .unwrap();
-            let touch = |payload: &[u8]| -> usize {
+            let touch = |m: &BorrowedMessage<'_>| -> usize {
+                let payload = m.payload().unwrap();
                 match decode {
                     RawDecode::None => payload.len(),
                     // What a hand-written consumer does with the usual crate: skip the 5-byte
@@ -329,11 +333,26 @@ fn main() {
                         let v = flowodm::avro::from_avro::<OrderEvent>(&payload[5..]).unwrap();
                         v.payload.total_amount.is_some() as usize
                     }
+                    RawDecode::FlowodmCodecAndMetadata => {
+                        let v = flowodm::avro::from_avro::<OrderEvent>(&payload[5..]).unwrap();
+                        let key = m.key().map(<[u8]>::to_vec);
+                        let topic = m.topic().to_string();
+                        let headers: Vec<(String, Option<Vec<u8>>)> = m
+                            .headers()
+                            .map(|h| {
+                                h.iter()
+                                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let kept = std::hint::black_box((v, key, topic, headers));
+                        kept.0.payload.total_amount.is_some() as usize
+                    }
                 }
             };
             let first = loop {
                 if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-                    break touch(m.unwrap().payload().unwrap());
+                    break touch(&m.unwrap());
                 }
             };
             let start = Instant::now();
@@ -341,7 +360,7 @@ fn main() {
             let (mut count, mut acc) = (1usize, first);
             while count < n {
                 if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-                    acc += touch(m.unwrap().payload().unwrap());
+                    acc += touch(&m.unwrap());
                     count += 1;
                 }
             }
@@ -349,14 +368,16 @@ fn main() {
             report_cpu(n - 1, cpu);
             (n - 1) as f64 / start.elapsed().as_secs_f64()
         };
-        let odm_consume = || {
-            let consumer = client
+        let odm_consume = |skip_headers: bool| {
+            let mut builder = client
                 .consumer::<OrderEvent>()
                 .topics([&topic])
-                .group(format!("{topic}-odm"))
-                .profile(flowodm::profiles::Profile::Batch)
-                .build_blocking()
-                .unwrap();
+                .group(format!("{topic}-odm-{skip_headers}"))
+                .profile(flowodm::profiles::Profile::Batch);
+            if skip_headers {
+                builder = builder.skip_headers();
+            }
+            let consumer = builder.build_blocking().unwrap();
             let first = loop {
                 if let Consumed::Record(r) =
                     consumer.consume_one(Duration::from_millis(100)).unwrap()
@@ -452,17 +473,21 @@ fn main() {
             (n - 1) as f64 / (*last.get().unwrap() - *first.get().unwrap()).as_secs_f64()
         };
         let mut consumers: Vec<(&str, &dyn Fn() -> f64)> = vec![];
-        let (raw_bytes, raw_avro, raw_codec) = (
+        let (raw_bytes, raw_avro, raw_codec, raw_codec_meta) = (
             || raw_consume(RawDecode::None),
             || raw_consume(RawDecode::ApacheAvro),
             || raw_consume(RawDecode::FlowodmCodec),
+            || raw_consume(RawDecode::FlowodmCodecAndMetadata),
         );
+        let (odm_blocking, odm_blocking_skip) = (|| odm_consume(false), || odm_consume(true));
         let (loop_partition, loop_key) =
             (|| odm_loop(OrderBy::Partition), || odm_loop(OrderBy::Key));
         consumers.push(("raw rdkafka, bytes only", &raw_bytes));
         consumers.push(("raw rdkafka + apache-avro Value", &raw_avro));
         consumers.push(("raw rdkafka + flowodm codec", &raw_codec));
-        consumers.push(("flowodm BlockingConsumer", &odm_consume));
+        consumers.push(("raw rdkafka + flowodm codec + metadata", &raw_codec_meta));
+        consumers.push(("flowodm BlockingConsumer", &odm_blocking));
+        consumers.push(("flowodm BlockingConsumer, skip_headers", &odm_blocking_skip));
         consumers.push(("flowodm Consumer (async)", &odm_async_consume));
         consumers.push(("flowodm loop, OrderBy::Partition", &loop_partition));
         consumers.push(("flowodm loop, OrderBy::Key", &loop_key));
@@ -501,14 +526,18 @@ fn main() {
     let codec = consume
         .get("raw rdkafka + flowodm codec")
         .map_or(f64::NAN, |r| median(r.clone()));
+    let codec_meta = consume
+        .get("raw rdkafka + flowodm codec + metadata")
+        .map_or(f64::NAN, |r| median(r.clone()));
     for (name, rates) in consume {
         let m = median(rates);
         println!(
             "median consume {name}: {m:.0} msg/s, {:.2}x raw bytes, {:.2}x raw + apache-avro, \
-             {:.2}x raw + flowodm codec",
+             {:.2}x raw + flowodm codec, {:.2}x raw + flowodm codec + metadata",
             m / base,
             m / avro,
-            m / codec
+            m / codec,
+            m / codec_meta
         );
     }
 }
