@@ -31,6 +31,7 @@ pub mod codegen;
 pub mod config;
 pub mod consumer;
 mod error;
+mod fasthash;
 #[cfg(doctest)]
 mod guide;
 pub mod model;

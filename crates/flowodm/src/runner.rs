@@ -98,6 +98,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -110,6 +111,7 @@ pub use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::consumer::{Consumed, Consumer, ConsumerBuilder, RawMessage, Record, TopicPartition};
 use crate::error::{Error, Result};
+use crate::fasthash::FastMap;
 use crate::model::Model;
 use crate::producer::Producer;
 use crate::profiles::Profile;
@@ -665,11 +667,13 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         let mut last_commit = Instant::now();
         let mut failure: Option<Error> = None;
         let mut gathered = Gathered::<T>::new(state.revocations());
+        let make_worker = |lane, budget| lane_worker(ctx.clone(), dispatch.clone(), lane, budget);
+        let mut spare_worker = None;
 
         // One poll at a time, kept across iterations: a poll that has taken a message from
         // librdkafka may still be waiting for the registry (a new writer schema), and dropping it
         // there, because another branch of the select won, would lose that message.
-        let mut poll = next_poll(&consumer, self.poll_timeout);
+        let mut poll = Box::pin(next_poll(consumer.clone(), self.poll_timeout));
         'poll: loop {
             let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
             // Backpressure, in two steps. While too much is buffered the loop stops asking for
@@ -733,7 +737,8 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 _ = dispatch.room.notified(), if !fetch || paused => {}
                 _ = tokio::time::sleep_until(pause_at), if !fetch => {}
                 polled = &mut poll, if fetch => {
-                    poll = next_poll(&consumer, self.poll_timeout);
+                    // The same box again: a poll is a large future to allocate for each drain.
+                    poll.as_mut().set(next_poll(consumer.clone(), self.poll_timeout));
                     // Take what is already fetched without going round the select each time,
                     // gathering it into one run per lane: a lane is handed its run with one
                     // lock and at most one wake-up.
@@ -765,7 +770,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                         // gets the new one.
                         let revocations = state.revocations();
                         if revocations != gathered.revocations {
-                            if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &ctx) {
+                            if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &mut spare_worker, make_worker) {
                                 failure.get_or_insert(e);
                                 ctx.cancel();
                             }
@@ -780,7 +785,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                             next = Some(consumer.consume_one(Duration::ZERO).await);
                         }
                     }
-                    if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &ctx) {
+                    if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &mut spare_worker, make_worker) {
                         failure.get_or_insert(e);
                         ctx.cancel();
                     }
@@ -832,7 +837,7 @@ struct Gathered<T> {
     /// hundred of them costs more than handling them.
     spare: Vec<Vec<Queued<T>>>,
     /// Index of each lane's run in `runs` (the last run is tried first).
-    index: HashMap<Lane, usize>,
+    index: FastMap<Lane, usize>,
     /// [`Shared::revocations`] when the gathered items' epochs were read.
     revocations: u64,
 }
@@ -842,7 +847,7 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
         Gathered {
             runs: Vec::new(),
             spare: Vec::new(),
-            index: HashMap::new(),
+            index: FastMap::default(),
             revocations,
         }
     }
@@ -898,13 +903,22 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
     /// its run (becoming a task) and the rest are spawned at once, so handlers that compute
     /// long between their awaits run on the other threads.
     /// An error of a worker that ended here is returned.
-    fn hand_over<H: Handle<T>>(
+    ///
+    /// `make` creates a lane's worker (see [`lane_worker`]). A worker that finishes inside
+    /// the poller leaves its box in `spare` for the next one: a worker is a few kilobytes, and
+    /// allocating that much for every hand-over makes the allocator consolidate its small
+    /// free chunks each time.
+    fn hand_over<W>(
         &mut self,
         state: &Shared,
         dispatch: &Arc<Dispatch<T>>,
         workers: &mut JoinSet<Result<()>>,
-        ctx: &Arc<TaskCtx<T, H>>,
-    ) -> Option<Error> {
+        spare: &mut Option<Pin<Box<W>>>,
+        make: impl Fn(Lane, Option<Duration>) -> W,
+    ) -> Option<Error>
+    where
+        W: Future<Output = Result<()>> + Send + 'static,
+    {
         if self.runs.is_empty() {
             return None;
         }
@@ -921,11 +935,16 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
         for lane in dispatch.push_runs(self.runs.drain(..), &mut self.spare) {
             let left = INLINE_BUDGET.saturating_sub(begun.elapsed());
             if left.is_zero() {
-                workers.spawn(lane_worker(ctx.clone(), dispatch.clone(), lane, None));
+                workers.spawn(make(lane, None));
                 continue;
             }
-            let worker = lane_worker(ctx.clone(), dispatch.clone(), lane, Some(left));
-            let mut worker = Box::pin(worker);
+            let mut worker = match spare.take() {
+                Some(mut boxed) => {
+                    boxed.as_mut().set(make(lane, Some(left)));
+                    boxed
+                }
+                None => Box::pin(make(lane, Some(left))),
+            };
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             // The task's first poll registers its own waker again, as every poll does.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -934,7 +953,7 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
                 Ok(std::task::Poll::Pending) => {
                     workers.spawn(worker);
                 }
-                Ok(std::task::Poll::Ready(Ok(()))) => {}
+                Ok(std::task::Poll::Ready(Ok(()))) => *spare = Some(worker),
                 Ok(std::task::Poll::Ready(Err(e))) => {
                     error.get_or_insert(e);
                 }
@@ -984,7 +1003,7 @@ struct Dispatch<T> {
 }
 
 struct Queues<T> {
-    lanes: HashMap<Lane, VecDeque<Queued<T>>>,
+    lanes: FastMap<Lane, VecDeque<Queued<T>>>,
     /// Lanes with items and no worker, waiting for one.
     ready: VecDeque<Lane>,
     workers: usize,
@@ -1002,7 +1021,7 @@ impl<T> Dispatch<T> {
     fn new(high_water: usize, low_water: usize, max_workers: usize) -> Self {
         Dispatch {
             queues: Mutex::new(Queues {
-                lanes: HashMap::new(),
+                lanes: FastMap::default(),
                 ready: VecDeque::new(),
                 workers: 0,
                 spare: Vec::new(),
@@ -1420,12 +1439,11 @@ impl<F: FnMut()> Drop for DropGuard<F> {
 }
 
 /// A poll of `consumer` that owns what it needs, so it can live across loop iterations.
-fn next_poll<T: Model + Send + Sync + 'static>(
-    consumer: &Arc<Consumer<T>>,
+async fn next_poll<T: Model + Send + Sync + 'static>(
+    consumer: Arc<Consumer<T>>,
     timeout: Duration,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<Consumed<T>>> + Send>> {
-    let consumer = consumer.clone();
-    Box::pin(async move { consumer.consume_one(timeout).await })
+) -> Result<Consumed<T>> {
+    consumer.consume_one(timeout).await
 }
 
 /// How many already-fetched messages the poller routes in one go.
@@ -1854,13 +1872,13 @@ struct Watermark {
 /// State shared with handler tasks and the rebalance callback.
 #[derive(Default)]
 struct Shared {
-    in_flight: Mutex<HashMap<TopicPartition, usize>>,
+    in_flight: Mutex<FastMap<TopicPartition, usize>>,
     idle: Condvar,
     /// How many revocations wait on `idle`.
     drain_waiters: AtomicUsize,
     stats: Counts,
     /// Per partition: unfinished offsets, and how often it was revoked (its epoch).
-    marks: Mutex<HashMap<TopicPartition, Watermark>>,
+    marks: Mutex<FastMap<TopicPartition, Watermark>>,
     /// How many revocations began (changed under `marks`): while it is unchanged, an epoch
     /// read before is still current.
     revocations: AtomicU64,

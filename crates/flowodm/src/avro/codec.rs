@@ -3,7 +3,6 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use apache_avro::rabin::Rabin;
@@ -14,6 +13,7 @@ use super::node::SchemaTree;
 use super::resolve::{Plan, Resolution};
 use super::{decode_with, Avro};
 use crate::error::{Error, Result};
+use crate::fasthash::FastMap;
 
 /// A type's Avro schema in the forms a producer and a consumer need, computed once per type.
 #[derive(Debug)]
@@ -161,31 +161,10 @@ pub fn from_avro_resolved<T: Avro>(datum: &[u8], resolution: &Resolution) -> Res
 /// The first datum of each writer schema compiles its plan; every later one reuses it.
 ///
 /// Looking a plan up is on every consumed message's path: the ids are hashed as they are
-/// (registry ids are already well spread), and [`with`](Self::with) reads without cloning.
+/// (with a multiplicative hash: registry ids need no SipHash), and [`with`](Self::with) reads without cloning.
 #[derive(Debug, Default)]
 pub struct ResolutionCache {
-    plans: RwLock<HashMap<u32, Arc<Resolution>, BuildHasherDefault<IdHasher>>>,
-}
-
-/// Hashes a registry id to itself, spread over the high bits hashbrown uses: a schema id is a
-/// small integer from a trusted registry, not attacker-chosen keys.
-#[derive(Debug, Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
+    plans: RwLock<FastMap<u32, Arc<Resolution>>>,
 }
 
 impl ResolutionCache {
