@@ -886,8 +886,20 @@ impl<T: Model> Shared<T> {
     }
 
     /// The writer schema a polled message needs fetched before it can be decoded.
+    ///
+    /// `None` when it is ready to decode; the common case is found out by decoding it
+    /// ([`decode_ready`](Self::decode_ready)), not by a look-up of its own.
     fn schema_to_fetch(&self, m: &BorrowedMessage<'_>) -> Option<u32> {
         schema_id_of(m).filter(|id| !self.codec.is_prepared(*id))
+    }
+
+    /// Turns a polled message into what the poll gave, if its writer schema is prepared (or it
+    /// needs none); `None` when the schema must be fetched first (then [`finish`](Self::finish)
+    /// after [`Codec::prepare`]).
+    fn decode_ready(&self, m: &BorrowedMessage<'_>) -> Option<Result<Consumed<T>>> {
+        let decoded = decode(&self.codec, m, self.keep_payloads, self.read_headers)?;
+        self.remember(m);
+        Some(decoded)
     }
 
     /// With auto commit, the polled message is stored when the next one is asked for.
@@ -903,35 +915,44 @@ impl<T: Model> Shared<T> {
     /// its writer schema.
     fn finish(&self, m: &BorrowedMessage<'_>, prepared: Result<()>) -> Result<Consumed<T>> {
         self.remember(m);
-        if let Err(e) = prepared {
-            return Err(Error::Decode {
+        let decoded = prepared.and_then(|()| {
+            match decode(&self.codec, m, self.keep_payloads, self.read_headers) {
+                Some(decoded) => decoded,
+                // Prepared, yet not in the cache: cannot happen (plans are never evicted).
+                None => Err(Error::UnknownSchema {
+                    id: schema_id_of(m).unwrap_or_default(),
+                }),
+            }
+        });
+        decoded.map_err(|e| match e {
+            Error::Decode { .. } => e,
+            other => Error::Decode {
                 raw: Box::new(RawMessage::from_message(m)),
-                source: Box::new(e),
-            });
-        }
-        decode(&self.codec, m, self.keep_payloads, self.read_headers)
+                source: Box::new(other),
+            },
+        })
     }
 }
 
-/// Decodes a polled message, with the writer schema already prepared.
+/// Decodes a polled message; `None` when its writer schema is not prepared yet.
 fn decode<T: Model>(
     codec: &Codec<T>,
     m: &BorrowedMessage<'_>,
     keep_payload: bool,
     read_headers: bool,
-) -> Result<Consumed<T>> {
+) -> Option<Result<Consumed<T>>> {
     let Some(payload) = m.payload() else {
-        return Ok(Consumed::Tombstone(Tombstone {
+        return Some(Ok(Consumed::Tombstone(Tombstone {
             key: m.key().map(<[u8]>::to_vec),
             topic: m.topic().to_string(),
             partition: m.partition(),
             offset: m.offset(),
             timestamp: m.timestamp().to_millis(),
-        }));
+        })));
     };
     let decoded = crate::wire::parse(payload)
         .and_then(|f| codec.decode_prepared(payload).map(|v| (v, f.schema_id)));
-    match decoded {
+    Some(match decoded {
         Ok((value, schema_id)) => Ok(Consumed::Record(Record {
             value,
             key: m.key().map(<[u8]>::to_vec),
@@ -947,11 +968,12 @@ fn decode<T: Model>(
             schema_id,
             payload: keep_payload.then(|| payload.to_vec()),
         })),
+        Err(Error::UnknownSchema { .. }) => return None,
         Err(source) => Err(Error::Decode {
             raw: Box::new(RawMessage::from_message(m)),
             source: Box::new(source),
         }),
-    }
+    })
 }
 
 /// The codec of a topic's keys (`{topic}-key`) and the record's key bytes.
@@ -1094,6 +1116,9 @@ impl<T: Model> Consumer<T> {
 
     /// Fetches the writer schema of a polled message if needed, and decodes it.
     async fn decode_polled(&self, m: BorrowedMessage<'_>) -> Result<Consumed<T>> {
+        if let Some(done) = self.shared.decode_ready(&m) {
+            return done;
+        }
         let prepared = match self.shared.schema_to_fetch(&m) {
             Some(id) => self.shared.codec.prepare(id).await,
             None => Ok(()),
@@ -1205,6 +1230,9 @@ impl<T: Model> BlockingConsumer<T> {
 
     /// Fetches the writer schema of a polled message if needed, and decodes it.
     fn decode_polled(&self, m: BorrowedMessage<'_>) -> Result<Consumed<T>> {
+        if let Some(done) = self.shared.decode_ready(&m) {
+            return done;
+        }
         let prepared = match self.shared.schema_to_fetch(&m) {
             Some(id) => crate::util::block_on(self.shared.codec.prepare(id)),
             None => Ok(()),
