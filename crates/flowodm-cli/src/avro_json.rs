@@ -308,9 +308,13 @@ impl AvroJson {
     ) -> Result<(), EncodeError> {
         let variants = union.variants();
         let mut first_error = None;
+        let len = path.len();
         for (index, branch) in variants.iter().enumerate() {
             let mut scratch = Vec::new();
-            match self.encode_at(branch, value, &mut scratch, path) {
+            let attempt = self.encode_at(branch, value, &mut scratch, path);
+            // A branch that failed inside a record, array or map left its part of the path.
+            path.truncate(len);
+            match attempt {
                 Ok(()) => {
                     write_long(buf, index as i64);
                     buf.extend_from_slice(&scratch);
@@ -731,6 +735,27 @@ mod tests {
         assert!(
             text.starts_with(r#"{"id":"e-1","note":null,"status":"PAID""#),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_value_no_union_branch_takes_is_reported_at_the_union() {
+        let codec = AvroJson::parse(
+            r#"{"type":"record","name":"U","fields":[{"name":"x","type":[
+                "null",
+                {"type":"record","name":"R","fields":[{"name":"a","type":"int"}]},
+                {"type":"array","items":"int"}
+            ]}]}"#,
+            &[],
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let e = codec
+            .encode(&json!({"x": {"a": "oops"}}), &mut buf)
+            .unwrap_err();
+        assert!(
+            e.starts_with("$.x: ") && e.contains("fits no branch of the union [null, R, array]"),
+            "{e}"
         );
     }
 
