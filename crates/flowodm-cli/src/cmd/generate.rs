@@ -51,14 +51,41 @@ pub async fn run(ctx: &Context, args: GenerateArgs) -> anyhow::Result<Outcome> {
     }
     let version = parse_version(&args.version)?;
     let registry = ctx.registry()?;
+    let mut sources = Vec::with_capacity(args.subject.len());
     for subject in &args.subject {
         let source = generator
             .generate_from_registry(&registry, subject, version)
             .await
             .map_err(refused)?;
-        emit(&source, args.out.as_deref())?;
+        sources.push((subject, source));
+    }
+    if let Some(out) = args.out.as_deref().filter(|_| sources.len() > 1) {
+        refuse_shared_files(&sources, out)?;
+    }
+    for (_, source) in &sources {
+        emit(source, args.out.as_deref())?;
     }
     Ok(Outcome::Ok)
+}
+
+/// Two subjects whose main types share a name would go to the same file, the second
+/// overwriting the first: refused before anything is written.
+fn refuse_shared_files(sources: &[(&String, String)], out: &Path) -> anyhow::Result<()> {
+    let mut taken = std::collections::HashMap::new();
+    for (subject, source) in sources {
+        let path = codegen::target_path(source, out)?;
+        if let Some(first) = taken.insert(path.clone(), subject) {
+            return Err(Hinted::new(
+                format!(
+                    "subjects {first} and {subject} would both be written to {}",
+                    path.display()
+                ),
+                "their main types share a name: generate each with its own --out FILE",
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// A schema the generator cannot express, with where to read what it can; other errors as

@@ -113,6 +113,22 @@ fn generate_from_registry_subjects() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("hint: pass --out DIR"));
+    // Two subjects whose types share a name would share a file: refused, nothing written.
+    let again = unique_name("cli-gen-orders-again") + "-value";
+    register(&again, ORDER);
+    let shared = dir.path().join("shared");
+    flowodm()
+        .args(["generate", "--subject", &orders, &again, "--out"])
+        .arg(&shared)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "subjects {orders} and {again} would both be written to"
+        )))
+        .stderr(predicate::str::contains(
+            "hint: their main types share a name",
+        ));
+    assert!(!shared.join("order.rs").exists());
 
     flowodm()
         .args(["generate", "--subject"])
@@ -121,7 +137,7 @@ fn generate_from_registry_subjects() {
         .code(2)
         .stderr(predicate::str::contains("40401"))
         .stderr(predicate::str::contains("hint: list the subjects"));
-    for subject in [&orders, &payments] {
+    for subject in [&orders, &payments, &again] {
         flowodm()
             .args(["delete-subject", "--permanent", "--subject", subject])
             .assert()

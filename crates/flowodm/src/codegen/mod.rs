@@ -227,14 +227,7 @@ impl Generator {
 /// # Ok::<(), flowodm::Error>(())
 /// ```
 pub fn write(source: &str, out: &Path) -> Result<std::path::PathBuf> {
-    let path = if out.is_dir() {
-        let main = emit::main_type(source).ok_or_else(|| Error::Schema {
-            message: "the source has no generated type to name its file after".into(),
-        })?;
-        out.join(format!("{}.rs", heck::ToSnakeCase::to_snake_case(main)))
-    } else {
-        out.to_path_buf()
-    };
+    let path = target_path(source, out)?;
     let io = |e: std::io::Error| Error::Schema {
         message: format!("cannot write {}: {e}", path.display()),
     };
@@ -243,6 +236,27 @@ pub fn write(source: &str, out: &Path) -> Result<std::path::PathBuf> {
     }
     std::fs::write(&path, source).map_err(io)?;
     Ok(path)
+}
+
+/// Where [`write`] puts `source` for `out`: `out` itself, or, when `out` is a directory, the
+/// file named after the source's main type (`Order` goes to `order.rs`).
+///
+/// ```
+/// # fn main() -> flowodm::Result<()> {
+/// let schema = r#"{"type":"record","name":"OrderPlaced","fields":[{"name":"id","type":"string"}]}"#;
+/// let source = flowodm::codegen::Generator::new().generate(&[schema])?;
+/// let dir = std::env::temp_dir();
+/// assert_eq!(flowodm::codegen::target_path(&source, &dir)?, dir.join("order_placed.rs"));
+/// # Ok(()) }
+/// ```
+pub fn target_path(source: &str, out: &Path) -> Result<std::path::PathBuf> {
+    if !out.is_dir() {
+        return Ok(out.to_path_buf());
+    }
+    let main = emit::main_type(source).ok_or_else(|| Error::Schema {
+        message: "the source has no generated type to name its file after".into(),
+    })?;
+    Ok(out.join(format!("{}.rs", heck::ToSnakeCase::to_snake_case(main))))
 }
 
 /// The guide `docs/codegen.md`, whose examples run as doctests so the guide stays true.
