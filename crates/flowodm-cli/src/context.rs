@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use flowodm::admin::Admin;
 use flowodm::config::Settings;
 use flowodm::registry::{SchemaRegistryClient, SchemaRegistryClientBuilder};
@@ -67,35 +66,39 @@ impl Context {
     /// An error reading the `--config` file names the file and points at the flag (the
     /// library reports the path as the setting's key).
     fn config_file_error(&self, e: flowodm::Error) -> anyhow::Error {
-        match (&e, self.config.as_deref()) {
-            (flowodm::Error::Configuration { key, .. }, Some(path))
-                if std::path::Path::new(key) == path =>
-            {
-                Hinted::new(e.to_string(), "check the file given to --config").into()
-            }
-            _ => e.into(),
+        if self.names_config_file(&e) {
+            Hinted::new(e.to_string(), "check the file given to --config").into()
+        } else {
+            e.into()
         }
     }
 
-    /// The Kafka settings.
+    /// Whether `e` is about the `--config` file itself (unreadable, or not TOML or YAML).
+    fn names_config_file(&self, e: &flowodm::Error) -> bool {
+        matches!((e, self.config.as_deref()), (flowodm::Error::Configuration { key, .. }, Some(path))
+            if std::path::Path::new(key) == path)
+    }
+
+    /// The Kafka settings (the `--config` file is read once).
     pub fn kafka(&self) -> anyhow::Result<KafkaConfig> {
-        let lookup = Settings::lookup_with(self.config.as_deref(), |n| self.flag_or_env(n))
-            .map_err(|e| self.config_file_error(e))?;
-        if lookup("KAFKA_BOOTSTRAP_SERVERS").is_none() {
-            return Err(Hinted::new(
-                "no Kafka cluster given",
-                "pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS (or [kafka] \
-                 bootstrap_servers in --config)",
-            )
-            .into());
-        }
         let settings = Settings::load_with(
             self.config.as_deref(),
             |n| self.flag_or_env(n),
             std::env::vars(),
-        )
-        .context("cannot read the Kafka settings")?;
-        Ok(settings.kafka)
+        );
+        match settings {
+            Ok(settings) => Ok(settings.kafka),
+            Err(flowodm::Error::Configuration { key, .. }) if key == "KAFKA_BOOTSTRAP_SERVERS" => {
+                Err(Hinted::new(
+                    "no Kafka cluster given",
+                    "pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS (or [kafka] \
+                     bootstrap_servers in --config)",
+                )
+                .into())
+            }
+            Err(e) if self.names_config_file(&e) => Err(self.config_file_error(e)),
+            Err(e) => Err(anyhow::Error::new(e).context("cannot read the Kafka settings")),
+        }
     }
 
     /// A cluster administration handle.

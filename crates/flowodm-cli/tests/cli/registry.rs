@@ -288,14 +288,18 @@ fn invalid_avsc_names_line_and_column() {
 
 #[test]
 fn a_missing_config_file_is_named_with_a_hint_about_the_flag() {
-    bare()
-        .args(["--config", "/nonexistent/flowodm.toml", "list-subjects"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("/nonexistent/flowodm.toml"))
-        .stderr(predicate::str::contains(
-            "hint: check the file given to --config",
-        ));
+    // The registry's commands and Kafka's read the file the same way.
+    for command in [&["list-subjects"][..], &["topics", "list"][..]] {
+        bare()
+            .args(["--config", "/nonexistent/flowodm.toml"])
+            .args(command)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("/nonexistent/flowodm.toml"))
+            .stderr(predicate::str::contains(
+                "hint: check the file given to --config",
+            ));
+    }
 }
 
 #[test]
