@@ -747,7 +747,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                     let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
                     while let Some(polled) = next.take() {
                         let item = match polled {
-                            Ok(Consumed::Record(r)) => Some(Item::Record(r)),
+                            Ok(Consumed::Record(r)) => Some(Item::Record(Box::new(r))),
                             Ok(Consumed::Tombstone(t)) => {
                                 metrics::counter!("flowodm_loop_tombstones_total", "topic" => t.topic.clone()).increment(1);
                                 state.stats.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
@@ -1612,7 +1612,7 @@ where
                 p = self.consumer.consume_one(left) => p,
             };
             match polled {
-                Ok(Consumed::Record(r)) => batch.push(Item::Record(r)),
+                Ok(Consumed::Record(r)) => batch.push(Item::Record(Box::new(r))),
                 Ok(Consumed::Tombstone(t)) => {
                     self.counts.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
                     batch.push(Item::Tombstone(t))
@@ -1685,10 +1685,12 @@ where
             attempts += 1;
             let r = match next.take() {
                 Some(r) => r,
-                None => redecode(self.consumer, &raw, schema_id).map_err(TxnFailure::Stop)?,
+                None => {
+                    Box::new(redecode(self.consumer, &raw, schema_id).map_err(TxnFailure::Stop)?)
+                }
             };
             let started = Instant::now();
-            let outcome = (self.handler)(r).await;
+            let outcome = (self.handler)(*r).await;
             metrics
                 .handler_seconds
                 .record(started.elapsed().as_secs_f64());
@@ -1803,7 +1805,9 @@ fn redecode<T: Model>(
 
 /// One unit of work.
 enum Item<T> {
-    Record(Record<T>),
+    /// Boxed: a record is hundreds of bytes, and an item moves from the poller through its
+    /// lane's queue to the handler; moving the box costs less than one allocation.
+    Record(Box<Record<T>>),
     Tombstone(crate::consumer::Tombstone),
     Undecodable(Box<RawMessage>, Box<Error>),
 }
@@ -2279,7 +2283,7 @@ where
             let r = match record.take() {
                 Some(r) => r,
                 // A retry decodes the kept bytes again, so models need not be Clone.
-                None => redecode(&self.consumer, &raw, schema_id)?,
+                None => Box::new(redecode(&self.consumer, &raw, schema_id)?),
             };
             if self.gate.may_wait() {
                 // A rate limit or an open circuit may hold this call back: what is finished
@@ -2309,7 +2313,7 @@ where
             // A panicking handler is a fatal failure of its message (as in `run_blocking`),
             // not the end of the loop.
             let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-                self.handler.call(r, ack),
+                self.handler.call(*r, ack),
             ))
             .await
             .unwrap_or_else(|panic| {
