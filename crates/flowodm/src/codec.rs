@@ -246,12 +246,16 @@ impl<T: Avro + 'static> Codec<T> {
         if self.plans.get(schema_id).is_some() {
             return Ok(());
         }
-        let writer = match self.registry.schema_by_id(schema_id).await {
+        let writer = match self.registry.schema(schema_id).await {
             Ok(w) => w,
             Err(e) if e.is_not_found() => return Err(Error::UnknownSchema { id: schema_id }),
             Err(e) => return Err(e),
         };
-        self.plans.get_or_compile::<T>(schema_id, &writer)?;
+        // A writer schema may use named types of other subjects (schema references), as
+        // Confluent's serializers for Java and Python can register them.
+        let references = self.registry.referenced_schemas(&writer.references).await?;
+        self.plans
+            .get_or_compile_with_references::<T>(schema_id, &writer.text, &references)?;
         Ok(())
     }
 

@@ -286,3 +286,92 @@ async fn through_kafka_with_keys() {
         assert_eq!(got, expected, "key {key}");
     }
 }
+
+mod referencing {
+    use super::*;
+
+    #[derive(Avro, Debug, Clone, PartialEq)]
+    #[flowodm(namespace = "dev.flowodm.refs")]
+    pub struct Country {
+        pub code: String,
+    }
+
+    #[derive(Avro, Debug, Clone, PartialEq)]
+    #[flowodm(namespace = "dev.flowodm.refs")]
+    pub struct Address {
+        pub city: String,
+        pub country: Country,
+    }
+
+    #[derive(Model, Debug, Clone, PartialEq)]
+    #[flowodm(topic = "codec-references", namespace = "dev.flowodm.refs")]
+    pub struct Customer {
+        pub name: String,
+        pub home: Address,
+        pub born_in: Country,
+    }
+}
+
+/// A writer schema that uses other subjects' types (Confluent schema references), as Java's
+/// and Python's serializers can register it: the codec fetches the referenced schemas too.
+#[tokio::test]
+async fn writer_schemas_with_references_are_read() {
+    use flowodm::registry::{Schema, SchemaReference};
+    use referencing::{Address, Country, Customer};
+    let registry = registry();
+    let country_subject = unique_name("refs-country");
+    let address_subject = unique_name("refs-address");
+    let country = r#"{"type":"record","name":"Country","namespace":"dev.flowodm.refs",
+        "fields":[{"name":"code","type":"string"}]}"#;
+    registry.register(&country_subject, country).await.unwrap();
+    let address = Schema::avro(
+        r#"{"type":"record","name":"Address","namespace":"dev.flowodm.refs",
+            "fields":[{"name":"city","type":"string"},
+                      {"name":"country","type":"dev.flowodm.refs.Country"}]}"#,
+    )
+    .with_reference(SchemaReference::new(
+        "dev.flowodm.refs.Country",
+        &country_subject,
+        1,
+    ));
+    registry
+        .register_schema(&address_subject, &address, false)
+        .await
+        .unwrap();
+    // The customer refers to both: to Country directly and through Address.
+    let customer = Schema::avro(
+        r#"{"type":"record","name":"Customer","namespace":"dev.flowodm.refs",
+            "fields":[{"name":"name","type":"string"},
+                      {"name":"home","type":"dev.flowodm.refs.Address"},
+                      {"name":"born_in","type":"dev.flowodm.refs.Country"}]}"#,
+    )
+    .with_reference(SchemaReference::new(
+        "dev.flowodm.refs.Address",
+        &address_subject,
+        1,
+    ))
+    .with_reference(SchemaReference::new(
+        "dev.flowodm.refs.Country",
+        &country_subject,
+        1,
+    ));
+    let customer_subject = unique_name("refs-customer");
+    let id = registry
+        .register_schema(&customer_subject, &customer, false)
+        .await
+        .unwrap();
+
+    let value = Customer {
+        name: "Ada".into(),
+        home: Address {
+            city: "London".into(),
+            country: Country { code: "GB".into() },
+        },
+        born_in: Country { code: "GB".into() },
+    };
+    // The same bytes as the referencing schema writes them, framed with its id.
+    let mut payload = Vec::new();
+    Codec::<Customer>::encode_with_id(id, &value, &mut payload).unwrap();
+    let codec = Codec::<Customer>::new(registry.clone()).unwrap();
+    assert_eq!(codec.decode(&payload).await.unwrap(), value);
+}

@@ -30,17 +30,7 @@ pub mod schemas {
         registry: &SchemaRegistryClient,
         schema: &Schema,
     ) -> anyhow::Result<AvroJson> {
-        let mut texts = Vec::new();
-        let mut todo: Vec<_> = schema.references.clone();
-        let mut seen = std::collections::HashSet::new();
-        while let Some(r) = todo.pop() {
-            if !seen.insert((r.subject.clone(), r.version)) {
-                continue;
-            }
-            let found = registry.version(&r.subject, r.version).await?;
-            todo.extend(found.references.iter().cloned());
-            texts.push(found.schema);
-        }
+        let mut texts = registry.referenced_schemas(&schema.references).await?;
         // Referenced schemas first, deepest last found: parse them in dependency order.
         texts.reverse();
         AvroJson::parse(&schema.text, &texts)

@@ -143,7 +143,39 @@ impl Resolution {
     /// assert_eq!(point, Point { x: 1, y: 2, z: 0 });
     /// ```
     pub fn for_type<T: Avro + 'static>(writer_schema: &str) -> Result<Self> {
-        let writer = SchemaTree::parse(writer_schema)?;
+        Self::for_type_with_references::<T>(writer_schema, &[])
+    }
+
+    /// [`for_type`](Self::for_type) for a writer schema that uses named types of other
+    /// schemas (Confluent schema references): `references` holds their texts, in any order
+    /// (see `SchemaRegistryClient::referenced_schemas`).
+    ///
+    /// ```
+    /// #[derive(flowodm::Avro, Debug, PartialEq)]
+    /// #[flowodm(namespace = "com.shop")]
+    /// struct Address { city: String }
+    /// #[derive(flowodm::Avro, Debug, PartialEq)]
+    /// #[flowodm(namespace = "com.shop")]
+    /// struct Customer { address: Address }
+    ///
+    /// let address = r#"{"type":"record","name":"Address","namespace":"com.shop",
+    ///                   "fields":[{"name":"city","type":"string"}]}"#;
+    /// let customer = r#"{"type":"record","name":"Customer","namespace":"com.shop",
+    ///                    "fields":[{"name":"address","type":"com.shop.Address"}]}"#;
+    /// assert!(flowodm::avro::Resolution::for_type::<Customer>(customer).is_err());
+    /// let plan = flowodm::avro::Resolution::for_type_with_references::<Customer>(
+    ///     customer,
+    ///     &[address.to_string()],
+    /// )
+    /// .unwrap();
+    /// let c: Customer = flowodm::avro::from_avro_resolved(&[4, b'N', b'Y'], &plan).unwrap();
+    /// assert_eq!(c.address.city, "NY");
+    /// ```
+    pub fn for_type_with_references<T: Avro + 'static>(
+        writer_schema: &str,
+        references: &[String],
+    ) -> Result<Self> {
+        let writer = SchemaTree::parse_with_references(writer_schema, references)?;
         Resolution::compile(&writer, schema_of::<T>()?.tree())
     }
 }
@@ -201,10 +233,25 @@ impl ResolutionCache {
         schema_id: u32,
         writer_schema: &str,
     ) -> Result<Arc<Resolution>> {
+        self.get_or_compile_with_references::<T>(schema_id, writer_schema, &[])
+    }
+
+    /// [`get_or_compile`](Self::get_or_compile) for a writer schema that uses named types of
+    /// the schemas in `references` (their texts; see
+    /// [`Resolution::for_type_with_references`]).
+    pub fn get_or_compile_with_references<T: Avro + 'static>(
+        &self,
+        schema_id: u32,
+        writer_schema: &str,
+        references: &[String],
+    ) -> Result<Arc<Resolution>> {
         if let Some(p) = self.get(schema_id) {
             return Ok(p);
         }
-        let plan = Arc::new(Resolution::for_type::<T>(writer_schema)?);
+        let plan = Arc::new(Resolution::for_type_with_references::<T>(
+            writer_schema,
+            references,
+        )?);
         let mut w = self.plans.write().expect("resolution cache lock");
         Ok(w.entry(schema_id).or_insert(plan).clone())
     }

@@ -123,9 +123,31 @@ impl SchemaTree {
         Self::from_schema(&schema)
     }
 
+    /// Parses Avro schema JSON that uses named types defined in `references` (the texts of
+    /// the schemas it refers to, in any order).
+    pub fn parse_with_references(json: &str, references: &[String]) -> Result<Self> {
+        if references.is_empty() {
+            return Self::parse(json);
+        }
+        let (schema, others) =
+            Schema::parse_str_with_list(json, references).map_err(|e| Error::Schema {
+                message: e.to_string(),
+            })?;
+        Self::build(&schema, &others)
+    }
+
     /// Flattens an `apache-avro` schema.
     pub fn from_schema(schema: &Schema) -> Result<Self> {
+        Self::build(schema, &[])
+    }
+
+    /// Flattens `schema`, whose references to named types may be defined in `others`: those
+    /// types are added where they are first used, so `others` may come in any order.
+    fn build(schema: &Schema, others: &[Schema]) -> Result<Self> {
         let mut b = Builder::default();
+        for other in others {
+            collect_named(other, &mut b.elsewhere);
+        }
         let root = b.add(schema)?;
         if let Some(name) = b.unresolved.first() {
             return Err(Error::Schema {
@@ -149,6 +171,35 @@ struct Builder {
     named: HashMap<String, NodeId>,
     /// References to names that were never defined (Avro needs a definition before use).
     unresolved: Vec<String>,
+    /// Named types defined by other schemas (schema references), by full name.
+    elsewhere: HashMap<String, Schema>,
+}
+
+/// Every named type `schema` defines, by full name.
+fn collect_named(schema: &Schema, into: &mut HashMap<String, Schema>) {
+    match schema {
+        Schema::Record(r) => {
+            into.insert(full(&r.name), schema.clone());
+            for f in &r.fields {
+                collect_named(&f.schema, into);
+            }
+        }
+        Schema::Enum(e) => {
+            into.insert(full(&e.name), schema.clone());
+        }
+        Schema::Fixed(f) | Schema::Duration(f) | Schema::Uuid(UuidSchema::Fixed(f)) => {
+            into.insert(full(&f.name), schema.clone());
+        }
+        Schema::Decimal(d) => {
+            if let InnerDecimalSchema::Fixed(f) = &d.inner {
+                into.insert(full(&f.name), schema.clone());
+            }
+        }
+        Schema::Array(a) => collect_named(&a.items, into),
+        Schema::Map(m) => collect_named(&m.types, into),
+        Schema::Union(u) => u.variants().iter().for_each(|v| collect_named(v, into)),
+        _ => {}
+    }
 }
 
 fn full(name: &Name) -> String {
@@ -278,6 +329,11 @@ impl Builder {
                 let name = full(name);
                 match self.named.get(&name) {
                     Some(&id) => id,
+                    // Defined by a referenced schema: added here, at its first use.
+                    None if self.elsewhere.contains_key(&name) => {
+                        let definition = self.elsewhere.remove(&name).expect("checked");
+                        self.add(&definition)?
+                    }
                     None => {
                         self.unresolved.push(name);
                         self.push(Node::Null)
@@ -329,6 +385,33 @@ mod tests {
             kinds,
             [&Node::Long, &Node::Int, &Node::String, &Node::Bytes]
         );
+    }
+
+    #[test]
+    fn referenced_named_types_are_found_in_any_order() {
+        let country = r#"{"type":"record","name":"Country","namespace":"n",
+            "fields":[{"name":"code","type":"string"}]}"#;
+        let address = r#"{"type":"record","name":"Address","namespace":"n",
+            "fields":[{"name":"country","type":"n.Country"}]}"#;
+        let customer = r#"{"type":"record","name":"Customer","namespace":"n",
+            "fields":[{"name":"home","type":"n.Address"},{"name":"born","type":"n.Country"}]}"#;
+        for refs in [[address, country], [country, address]] {
+            let refs: Vec<String> = refs.iter().map(|s| s.to_string()).collect();
+            let tree = SchemaTree::parse_with_references(customer, &refs).unwrap();
+            let Node::Record(root) = tree.node(tree.root) else {
+                panic!("a record")
+            };
+            let home = tree.node(root.fields[0].node);
+            let Node::Record(home) = home else {
+                panic!("Address is a record: {home:?}")
+            };
+            // Country is one node, reached from both places.
+            assert_eq!(home.fields[0].node, root.fields[1].node);
+            assert!(
+                matches!(tree.node(root.fields[1].node), Node::Record(r) if r.name == "n.Country")
+            );
+        }
+        assert!(SchemaTree::parse(customer).is_err());
     }
 
     #[test]

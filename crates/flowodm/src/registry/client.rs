@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::builder::{Auth, RetryPolicy, SchemaRegistryClientBuilder};
 use super::cache::Caches;
 use super::http::{encode, query};
-use super::types::{IdBody, Schema, SubjectVersion, SubjectVersionRef, Version};
+use super::types::{IdBody, Schema, SchemaReference, SubjectVersion, SubjectVersionRef, Version};
 use crate::config::Secret;
 use crate::error::Result;
 
@@ -279,6 +279,34 @@ impl SchemaRegistryClient {
             .await?;
         self.cache.schemas.insert(id, body.schema.clone());
         Ok(body.schema)
+    }
+
+    /// The texts of the schemas that `references` name, and of the schemas those reference in
+    /// turn: each subject version once, in the order found (depth first).
+    ///
+    /// A schema that uses another subject's named types (a Confluent schema reference) can
+    /// only be parsed together with them, as apache-avro's `Schema::parse_str_with_list` does.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: flowodm::registry::SchemaRegistryClient) -> flowodm::Result<()> {
+    /// let schema = registry.schema(7).await?;
+    /// let referenced = registry.referenced_schemas(&schema.references).await?;
+    /// println!("schema 7 needs {} other schema(s) to be parsed", referenced.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn referenced_schemas(&self, references: &[SchemaReference]) -> Result<Vec<String>> {
+        let mut texts = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut todo = references.to_vec();
+        while let Some(r) = todo.pop() {
+            if !seen.insert((r.subject.clone(), r.version)) {
+                continue;
+            }
+            let found = self.version(&r.subject, r.version).await?;
+            todo.extend(found.references.iter().cloned());
+            texts.push(found.schema);
+        }
+        Ok(texts)
     }
 
     /// Every subject and version the schema with this id is registered as.

@@ -254,18 +254,7 @@ impl AvroSchema {
                 ),
             });
         }
-        // Referenced schemas, depth first, each once.
-        let mut texts: Vec<String> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = found.references.clone();
-        while let Some(r) = stack.pop() {
-            if !seen.insert((r.subject.clone(), r.version)) {
-                continue;
-            }
-            let v = registry.version(&r.subject, r.version).await?;
-            stack.extend(v.references.iter().cloned());
-            texts.push(v.schema);
-        }
+        let texts = registry.referenced_schemas(&found.references).await?;
         let origin = Origin::Registry {
             subject: found.subject.clone(),
             version: found.version,
