@@ -94,6 +94,9 @@ pub struct Codec<T> {
     schema: &'static TypeSchema,
     own_id: OnceCell<u32>,
     plans: ResolutionCache,
+    /// Writer schemas that cannot be read as `T`, by id, with why: an id never changes
+    /// meaning, so each message written with one fails at once, without asking the registry.
+    refused: std::sync::Mutex<std::collections::HashMap<u32, String>>,
     _model: PhantomData<fn() -> T>,
 }
 
@@ -120,6 +123,7 @@ impl<T: Model> Codec<T> {
             schema,
             own_id: OnceCell::new(),
             plans: ResolutionCache::default(),
+            refused: Default::default(),
             _model: PhantomData,
         })
     }
@@ -146,6 +150,7 @@ impl<T: Avro + 'static> Codec<T> {
             schema: crate::avro::schema_of::<T>()?,
             own_id: OnceCell::new(),
             plans: ResolutionCache::default(),
+            refused: Default::default(),
             _model: PhantomData,
         })
     }
@@ -246,17 +251,47 @@ impl<T: Avro + 'static> Codec<T> {
         if self.plans.get(schema_id).is_some() {
             return Ok(());
         }
+        if let Some(message) = self.refused_lock().get(&schema_id) {
+            return Err(Error::Schema {
+                message: message.clone(),
+            });
+        }
         let writer = match self.registry.schema(schema_id).await {
             Ok(w) => w,
             Err(e) if e.is_not_found() => return Err(Error::UnknownSchema { id: schema_id }),
             Err(e) => return Err(e),
         };
+        if writer.schema_type != crate::registry::SchemaType::Avro {
+            return Err(self.refuse(
+                schema_id,
+                format!(
+                    "the writer schema {schema_id} is a {} schema, not Avro",
+                    writer.schema_type
+                ),
+            ));
+        }
         // A writer schema may use named types of other subjects (schema references), as
         // Confluent's serializers for Java and Python can register them.
         let references = self.registry.referenced_schemas(&writer.references).await?;
-        self.plans
-            .get_or_compile_with_references::<T>(schema_id, &writer.text, &references)?;
-        Ok(())
+        match self
+            .plans
+            .get_or_compile_with_references::<T>(schema_id, &writer.text, &references)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.refuse(schema_id, e.to_string())),
+        }
+    }
+
+    fn refused_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u32, String>> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers that the writer schema `schema_id` cannot be read, and why.
+    fn refuse(&self, schema_id: u32, message: String) -> Error {
+        self.refused_lock().insert(schema_id, message.clone());
+        Error::Schema { message }
     }
 
     /// Decodes a payload whose writer schema was already prepared; a payload with an unprepared

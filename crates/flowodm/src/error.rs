@@ -271,6 +271,8 @@ impl Error {
         match self {
             Error::RegistryTransport { .. } | Error::BrokersUnreachable { .. } => true,
             Error::Decode { source, .. } => source.is_retriable(),
+            // Sending the lost messages again may succeed where the first failure was passing.
+            Error::Undelivered { first, .. } => first.is_retriable(),
             Error::Registry { status, .. } => *status >= 500 || *status == 429,
             Error::Kafka(e) => e
                 .rdkafka_error_code()

@@ -12,6 +12,9 @@
 //!   queued; the callback runs on librdkafka's delivery thread.
 //! - [`send_many`](Producer::send_many) queues all messages first, then waits for each: one
 //!   result per message, in order.
+//! - [`send_and_forget`](Producer::send_and_forget) returns as soon as the message is queued,
+//!   with nothing to wait on: the producer counts deliveries and failures, and the next
+//!   [`flush`](Producer::flush) returns the failures. The fastest way to send.
 //!
 //! The key is the model's key field ([`Model::key`]); [`OutRecord`] sets an explicit key,
 //! partition, timestamp or headers, or makes a tombstone (a key with no value, which deletes the
@@ -50,13 +53,14 @@
 //!   or a [`flush`](Producer::flush) notices it, or at the delivery timeout.
 //!
 //! When librdkafka's local queue is full (`queue.buffering.max.messages`), `send` and
-//! `send_blocking` wait for room; `send_with_callback` returns the retriable `QueueFull` error.
+//! `send_blocking` wait for room; `send_with_callback` and `send_and_forget` return the
+//! retriable `QueueFull` error.
 
 use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -251,10 +255,12 @@ struct Context {
     unreported: Mutex<Unreported>,
     /// Set while `unreported` counts a failure, so that a flush checks a flag instead of locking.
     any_unreported: AtomicBool,
+    /// Whether the producer has a `transactional.id` (see [`Context::unreported`]).
+    transactional: bool,
 }
 
 impl Context {
-    fn new(topic: Arc<str>) -> Self {
+    fn new(topic: Arc<str>, transactional: bool) -> Self {
         Context {
             topic,
             auth_error: Mutex::new(None),
@@ -265,20 +271,38 @@ impl Context {
             failed: AtomicU64::new(0),
             unreported: Mutex::new(Unreported::default()),
             any_unreported: AtomicBool::new(false),
+            transactional,
         }
     }
 
     /// Keeps the failure of a message nobody waits for, for the next flush.
+    ///
+    /// Not on a transactional producer: there `commit_transaction` fails when a message of
+    /// the transaction failed, and an aborted transaction's messages fail on purpose.
     fn unreported(&self, error: Error) {
-        let Ok(mut u) = self.unreported.lock() else {
+        if self.transactional {
             return;
-        };
-        if u.first.is_none() {
-            tracing::warn!(%error, topic = %self.topic, "a message sent with send_and_forget was not delivered; the next flush reports it");
-            u.first = Some(error);
         }
-        u.count += 1;
-        self.any_unreported.store(true, Ordering::Release);
+        let first = {
+            // A poisoned lock still holds a consistent count: keep counting.
+            let mut u = self
+                .unreported
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            u.count += 1;
+            self.any_unreported.store(true, Ordering::Release);
+            match u.first {
+                Some(_) => None,
+                None => {
+                    let message = error.to_string();
+                    u.first = Some(error);
+                    Some(message)
+                }
+            }
+        };
+        if let Some(error) = first {
+            tracing::warn!(%error, topic = %self.topic, "a message sent with send_and_forget was not delivered; the next flush reports it");
+        }
     }
 
     /// The failures no flush has reported yet, as one error; clears them.
@@ -286,7 +310,10 @@ impl Context {
         if !self.any_unreported.load(Ordering::Acquire) {
             return None;
         }
-        let mut u = self.unreported.lock().ok()?;
+        let mut u = self
+            .unreported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.any_unreported.store(false, Ordering::Release);
         let taken = std::mem::take(&mut *u);
         taken.first.map(|first| Error::Undelivered {
@@ -499,9 +526,10 @@ impl<T: Model> ProducerBuilder<T> {
     /// send.
     pub fn build(self) -> Result<Producer<T>> {
         let topic: Arc<str> = Arc::from(self.topic.as_deref().unwrap_or(T::SETTINGS.topic));
-        let inner: ThreadedProducer<Context> = self
-            .client_config()
-            .create_with_context(Context::new(topic.clone()))
+        let config = self.client_config();
+        let transactional = config.get("transactional.id").is_some();
+        let inner: ThreadedProducer<Context> = config
+            .create_with_context(Context::new(topic.clone(), transactional))
             .map_err(|e| match e {
                 KafkaError::ClientConfig(_, ref desc, ref key, _) => {
                     Error::config(key.clone(), desc.clone())
@@ -991,6 +1019,10 @@ impl<T: Model> Producer<T> {
     ///
     /// A full local queue is the retriable `QueueFull` error, returned here.
     ///
+    /// On a transactional producer, `commit_transaction` reports the failures instead (it
+    /// fails when a message of the transaction was not delivered), and the messages of an
+    /// aborted transaction are not failures: `flush` does not return them.
+    ///
     /// ```no_run
     /// # fn demo() -> flowodm::Result<()> {
     /// #[derive(flowodm::Model)]
@@ -1031,9 +1063,9 @@ impl<T: Model> Producer<T> {
     /// like a send, when no broker is reachable.
     ///
     /// Returns [`Error::Undelivered`] when messages sent with
-    /// [`send_and_forget`](Producer::send_and_forget) failed since the previous flush (of this
-    /// producer or any of its clones); the other ways of sending report their failures to their
-    /// senders.
+    /// [`send_and_forget`](Producer::send_and_forget) failed since the last flush (of this
+    /// producer or any of its clones) that got to the end, returning `Ok` or that error; the
+    /// other ways of sending report their failures to their senders.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         let since = Instant::now();
         let deadline = since + timeout;

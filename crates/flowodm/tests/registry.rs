@@ -722,6 +722,44 @@ async fn schemas_with_references_are_registered_looked_up_and_fetched() {
     assert_eq!(codes(&err), (422, error_code::REFERENCE_EXISTS));
 }
 
+#[tokio::test]
+async fn referenced_schemas_are_fetched_transitively_each_name_once_nearest_first() {
+    let ns = namespace();
+    let registry = registry();
+    let country_subject = subject("ref-country");
+    let country = |fields: serde_json::Value| {
+        json!({"type": "record", "name": "Country", "namespace": ns, "fields": fields}).to_string()
+    };
+    let v1 = country(json!([{"name": "code", "type": "string"}]));
+    let v2 = country(json!([{"name": "code", "type": "string"},
+                            {"name": "name", "type": "string", "default": ""}]));
+    registry.register(&country_subject, &v1).await.unwrap();
+    registry.register(&country_subject, &v2).await.unwrap();
+    let country_ref =
+        |version| SchemaReference::new(format!("{ns}.Country"), &country_subject, version);
+    // Address uses Country v1; the customer uses Address, and Country v2 directly.
+    let address_subject = subject("ref-address");
+    let address = Schema::avro(
+        json!({"type": "record", "name": "Address", "namespace": ns,
+               "fields": [{"name": "country", "type": format!("{ns}.Country")}]})
+        .to_string(),
+    )
+    .with_reference(country_ref(1));
+    registry
+        .register_schema(&address_subject, &address, false)
+        .await
+        .unwrap();
+    let references = [
+        SchemaReference::new(format!("{ns}.Address"), &address_subject, 1),
+        country_ref(2),
+    ];
+    let texts = registry.referenced_schemas(&references).await.unwrap();
+    // One text per name: Country v2, named by the customer itself, wins over Address's v1.
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert_eq!(as_json(&texts[0]), as_json(&address.text));
+    assert_eq!(as_json(&texts[1]), as_json(&v2));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Modes
 // ---------------------------------------------------------------------------------------------

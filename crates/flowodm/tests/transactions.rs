@@ -181,3 +181,38 @@ async fn consume_transform_produce_exactly_once() {
         .iter()
         .all(|(TopicPartition { topic, .. }, _)| topic == &input));
 }
+
+#[tokio::test]
+async fn send_and_forget_in_transactions_leaves_failures_to_the_commit() {
+    let topic = new_topic("txn-forget", 1).await;
+    let producer = client()
+        .producer::<Invoice>()
+        .topic(&topic)
+        .transactional(unique_name("txn-forget"))
+        .build()
+        .unwrap();
+    producer.init_transactions(T).await.unwrap();
+    let invoice = |i: i64| Invoice {
+        id: format!("inv-{i}"),
+        cents_with_tax: i,
+    };
+
+    // Aborted at once: messages still queued are withdrawn on purpose, not lost.
+    producer.begin_transaction().await.unwrap();
+    for i in 0..50 {
+        producer.send_and_forget(&invoice(i)).unwrap();
+    }
+    producer.abort_transaction(T).await.unwrap();
+    producer.flush(T).unwrap();
+
+    producer.begin_transaction().await.unwrap();
+    for i in 100..103 {
+        producer.send_and_forget(&invoice(i)).unwrap();
+    }
+    producer.commit_transaction(T).await.unwrap();
+    producer.flush(T).unwrap();
+    assert_eq!(
+        read_committed(&topic).await,
+        (100..103).map(invoice).collect::<Vec<_>>()
+    );
+}

@@ -52,7 +52,9 @@ pub async fn run(ctx: &Context, args: GenerateArgs) -> anyhow::Result<Outcome> {
     let version = parse_version(&args.version)?;
     let registry = ctx.registry()?;
     let mut sources = Vec::with_capacity(args.subject.len());
-    for subject in &args.subject {
+    let mut asked = std::collections::HashSet::new();
+    // A subject given twice is generated once.
+    for subject in args.subject.iter().filter(|s| asked.insert(s.as_str())) {
         let source = generator
             .generate_from_registry(&registry, subject, version)
             .await

@@ -30,9 +30,7 @@ pub mod schemas {
         registry: &SchemaRegistryClient,
         schema: &Schema,
     ) -> anyhow::Result<AvroJson> {
-        let mut texts = registry.referenced_schemas(&schema.references).await?;
-        // Referenced schemas first, deepest last found: parse them in dependency order.
-        texts.reverse();
+        let texts = registry.referenced_schemas(&schema.references).await?;
         AvroJson::parse(&schema.text, &texts)
             .map_err(|e| anyhow::anyhow!("not an Avro schema this tool can read: {e}"))
     }

@@ -1,6 +1,7 @@
 //! The client's caches: answers that do not change, kept so they are fetched once.
 //!
-//! A schema id always names the same schema, so `id → schema` never goes stale. A schema's id
+//! A schema id always names the same schema, so `id → schema` never goes stale, and a version
+//! number of a subject names one schema until that version is deleted. A schema's id
 //! under a subject only changes when the subject's versions are deleted, which this client
 //! notices when it does the deleting (it forgets that subject's entries); deletes made by
 //! someone else are not seen until the entry is evicted.
@@ -96,7 +97,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
 /// and whether the registry was asked to normalise it.
 pub(crate) type SubjectSchemaKey = (String, Schema, bool);
 
-/// The three caches one client (and all its clones) share.
+/// The caches one client (and all its clones) share.
 #[derive(Debug)]
 pub(crate) struct Caches {
     /// id → schema (`GET /schemas/ids/{id}`).
@@ -105,6 +106,8 @@ pub(crate) struct Caches {
     pub(crate) ids: Cache<SubjectSchemaKey, u32>,
     /// (subject, schema) → version (`POST /subjects/{s}`).
     pub(crate) versions: Cache<SubjectSchemaKey, SubjectVersion>,
+    /// (subject, version number) → version: the schemas that references name.
+    pub(crate) numbered: Cache<(String, u32), SubjectVersion>,
 }
 
 impl Caches {
@@ -113,6 +116,7 @@ impl Caches {
             schemas: Cache::new(capacity),
             ids: Cache::new(capacity),
             versions: Cache::new(capacity),
+            numbered: Cache::new(capacity),
         }
     }
 
@@ -120,6 +124,7 @@ impl Caches {
     pub(crate) fn forget_subject(&self, subject: &str) {
         self.ids.retain(|(s, _, _)| s != subject);
         self.versions.retain(|(s, _, _)| s != subject);
+        self.numbered.retain(|(s, _)| s != subject);
     }
 }
 

@@ -282,10 +282,13 @@ impl SchemaRegistryClient {
     }
 
     /// The texts of the schemas that `references` name, and of the schemas those reference in
-    /// turn: each subject version once, in the order found (depth first).
+    /// turn, nearest first (breadth first).
     ///
     /// A schema that uses another subject's named types (a Confluent schema reference) can
     /// only be parsed together with them, as apache-avro's `Schema::parse_str_with_list` does.
+    /// Each name is fetched once: where two references give one name (two versions of a shared
+    /// subject, reached by different paths), the nearer one wins, as in Confluent's clients.
+    /// Versions are cached like schemas by id.
     ///
     /// ```no_run
     /// # async fn demo(registry: flowodm::registry::SchemaRegistryClient) -> flowodm::Result<()> {
@@ -296,13 +299,22 @@ impl SchemaRegistryClient {
     /// ```
     pub async fn referenced_schemas(&self, references: &[SchemaReference]) -> Result<Vec<String>> {
         let mut texts = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut todo = references.to_vec();
-        while let Some(r) = todo.pop() {
-            if !seen.insert((r.subject.clone(), r.version)) {
+        let mut names = std::collections::HashSet::new();
+        let mut todo: std::collections::VecDeque<SchemaReference> =
+            references.iter().cloned().collect();
+        while let Some(r) = todo.pop_front() {
+            if !names.insert(r.name.clone()) {
                 continue;
             }
-            let found = self.version(&r.subject, r.version).await?;
+            let key = (r.subject.clone(), r.version);
+            let found = match self.cache.numbered.get(&key) {
+                Some(found) => found,
+                None => {
+                    let found = self.version(&r.subject, r.version).await?;
+                    self.cache.numbered.insert(key, found.clone());
+                    found
+                }
+            };
             todo.extend(found.references.iter().cloned());
             texts.push(found.schema);
         }
