@@ -2274,7 +2274,10 @@ where
         // What the dead-letter topic needs, kept before the record moves into the handler
         // (the payload moves, it is not copied again).
         let mut record = record;
-        let raw = Arc::new(raw_of(&mut record));
+        let raw = match raw_of(&mut record) {
+            raw if H::ACKS => Kept::Shared(Arc::new(raw)),
+            raw => Kept::Own(raw),
+        };
         let schema_id = record.schema_id;
         let mut attempts = 0u32;
         let mut record = Some(record);
@@ -2303,7 +2306,7 @@ where
                     .acquire_owned()
                     .await
                     .expect("never closed");
-                let ack = self.ack(tp, epoch, offset, raw.clone(), attempts, permit, metrics);
+                let ack = self.ack(tp, epoch, offset, raw.shared(), attempts, permit, metrics);
                 let valid = ack.valid.clone();
                 (Some(ack), Some(valid))
             } else {
@@ -2528,6 +2531,35 @@ fn count_dead_letter(metrics: &LoopMetrics, counts: &Counts) {
     metrics.failed.increment(1);
     counts.dead_lettered.fetch_add(1, AtomicOrdering::Relaxed);
     counts.failed.fetch_add(1, AtomicOrdering::Relaxed);
+}
+
+/// What a dead letter of a message in flight needs: its own, or shared with the
+/// acknowledgements of a handler that takes them (plain handlers spare the allocation).
+enum Kept {
+    Own(RawMessage),
+    Shared(Arc<RawMessage>),
+}
+
+impl Kept {
+    /// The message to share with an acknowledgement (kept shared for handlers that take
+    /// them; a copy otherwise, which no caller needs).
+    fn shared(&self) -> Arc<RawMessage> {
+        match self {
+            Kept::Shared(raw) => raw.clone(),
+            Kept::Own(raw) => Arc::new(raw.clone()),
+        }
+    }
+}
+
+impl std::ops::Deref for Kept {
+    type Target = RawMessage;
+
+    fn deref(&self) -> &RawMessage {
+        match self {
+            Kept::Own(raw) => raw,
+            Kept::Shared(raw) => raw,
+        }
+    }
 }
 
 fn raw_of<T>(r: &mut Record<T>) -> RawMessage {
