@@ -399,6 +399,30 @@ mod tests {
     use rdkafka::types::RDKafkaErrorCode;
 
     #[test]
+    fn undelivered_messages_are_as_retriable_and_of_the_kind_of_their_first_failure() {
+        let down = Error::BrokersUnreachable {
+            down_for: std::time::Duration::from_secs(6),
+            detail: "1/1 brokers are down".into(),
+        };
+        let undelivered = Error::Undelivered {
+            count: 3,
+            first: Box::new(down),
+        };
+        assert!(undelivered.is_retriable());
+        assert_eq!(undelivered.kind(), ErrorKind::Connection);
+        assert!(undelivered
+            .to_string()
+            .starts_with("3 message(s) sent with send_and_forget were not delivered"));
+        let rejected = Error::Undelivered {
+            count: 1,
+            first: Box::new(Error::Kafka(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageSizeTooLarge,
+            ))),
+        };
+        assert!(!rejected.is_retriable());
+    }
+
+    #[test]
     fn kinds_are_stable_names() {
         let err = Error::config("KAFKA_BOOTSTRAP_SERVERS", "is not set");
         assert_eq!(err.kind(), ErrorKind::Configuration);

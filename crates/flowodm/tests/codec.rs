@@ -169,6 +169,27 @@ async fn unframed_truncated_and_unknown_payloads_are_typed_errors() {
     );
 }
 
+/// A writer schema the model cannot read is a schema error, the same for every message written
+/// with it (the codec remembers the id instead of asking the registry again).
+#[tokio::test]
+async fn a_writer_schema_the_model_cannot_read_is_a_schema_error_every_time() {
+    let registry = registry();
+    let subject = unique_name("codec-unreadable") + "-value";
+    // Another record: resolution fails (a record's name must match).
+    let other = r#"{"type":"record","name":"Unrelated","namespace":"dev.flowodm.codec",
+        "fields":[{"name":"v","type":"long"}]}"#;
+    let id = registry.register(&subject, other).await.unwrap();
+    let mut payload = Vec::new();
+    flowodm::wire::write_header(&mut payload, id);
+    payload.push(2);
+    let codec = Codec::<v1::Reading>::new(registry).unwrap();
+    let first = codec.decode(&payload).await.unwrap_err();
+    assert!(matches!(first, Error::Schema { .. }), "{first:?}");
+    assert!(!first.is_retriable());
+    let again = codec.decode(&payload).await.unwrap_err();
+    assert_eq!(again.to_string(), first.to_string());
+}
+
 #[derive(Model, Debug, Clone, PartialEq)]
 #[flowodm(topic = "codec-never-registered", namespace = "dev.flowodm.codec")]
 struct NeverRegistered {

@@ -6,7 +6,7 @@
 //! indices. Logical types are reduced to the physical type that carries them, which is what the
 //! binary encoding and schema resolution look at.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use apache_avro::schema::{InnerDecimalSchema, Name, UuidSchema};
 use apache_avro::Schema;
@@ -146,7 +146,7 @@ impl SchemaTree {
     fn build(schema: &Schema, others: &[Schema]) -> Result<Self> {
         let mut b = Builder::default();
         for other in others {
-            collect_named(other, &mut b.elsewhere);
+            collect_names(other, &mut b.elsewhere);
         }
         let root = b.add(schema)?;
         if let Some(name) = b.unresolved.first() {
@@ -172,32 +172,32 @@ struct Builder {
     /// References to names that were never defined (Avro needs a definition before use).
     unresolved: Vec<String>,
     /// Named types defined by other schemas (schema references), by full name.
-    elsewhere: HashMap<String, Schema>,
+    elsewhere: BTreeMap<String, Schema>,
 }
 
-/// Every named type `schema` defines, by full name.
-fn collect_named(schema: &Schema, into: &mut HashMap<String, Schema>) {
+/// Records every named type `schema` defines under its full name (the first definition of a
+/// name wins).
+pub(crate) fn collect_names(schema: &Schema, names: &mut BTreeMap<String, Schema>) {
+    let mut add = |name: &Name| {
+        names.entry(full(name)).or_insert_with(|| schema.clone());
+    };
     match schema {
         Schema::Record(r) => {
-            into.insert(full(&r.name), schema.clone());
+            add(&r.name);
             for f in &r.fields {
-                collect_named(&f.schema, into);
+                collect_names(&f.schema, names);
             }
         }
-        Schema::Enum(e) => {
-            into.insert(full(&e.name), schema.clone());
-        }
-        Schema::Fixed(f) | Schema::Duration(f) | Schema::Uuid(UuidSchema::Fixed(f)) => {
-            into.insert(full(&f.name), schema.clone());
-        }
+        Schema::Enum(e) => add(&e.name),
+        Schema::Fixed(f) | Schema::Duration(f) | Schema::Uuid(UuidSchema::Fixed(f)) => add(&f.name),
         Schema::Decimal(d) => {
             if let InnerDecimalSchema::Fixed(f) = &d.inner {
-                into.insert(full(&f.name), schema.clone());
+                add(&f.name)
             }
         }
-        Schema::Array(a) => collect_named(&a.items, into),
-        Schema::Map(m) => collect_named(&m.types, into),
-        Schema::Union(u) => u.variants().iter().for_each(|v| collect_named(v, into)),
+        Schema::Array(a) => collect_names(&a.items, names),
+        Schema::Map(m) => collect_names(&m.types, names),
+        Schema::Union(u) => u.variants().iter().for_each(|v| collect_names(v, names)),
         _ => {}
     }
 }

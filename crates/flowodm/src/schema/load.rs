@@ -5,9 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
 use apache_avro::Schema;
 
+use crate::avro::node::collect_names;
 use crate::avro::Avro;
 use crate::error::{Error, Result};
 use crate::registry::{SchemaRegistryClient, SchemaType, SubjectVersion, Version};
@@ -422,36 +422,6 @@ fn blame(
         None => Error::Schema {
             message: "the schema files do not form a valid set".into(),
         },
-    }
-}
-
-/// Records every named type defined in `s` under its full name.
-pub(crate) fn collect_names(s: &Schema, names: &mut Names) {
-    let mut add = |name: &apache_avro::schema::Name, s: &Schema| {
-        names
-            .entry(name.fullname(None))
-            .or_insert_with(|| s.clone());
-    };
-    match s {
-        Schema::Record(r) => {
-            add(&r.name, s);
-            for f in &r.fields {
-                collect_names(&f.schema, names);
-            }
-        }
-        Schema::Enum(e) => add(&e.name, s),
-        Schema::Fixed(f) | Schema::Duration(f) | Schema::Uuid(UuidSchema::Fixed(f)) => {
-            add(&f.name, s)
-        }
-        Schema::Decimal(d) => {
-            if let InnerDecimalSchema::Fixed(f) = &d.inner {
-                add(&f.name, s)
-            }
-        }
-        Schema::Array(a) => collect_names(&a.items, names),
-        Schema::Map(m) => collect_names(&m.types, names),
-        Schema::Union(u) => u.variants().iter().for_each(|v| collect_names(v, names)),
-        _ => {}
     }
 }
 
