@@ -232,11 +232,14 @@ impl<T: Avro + 'static> Codec<T> {
     /// Decodes a framed payload, fetching and compiling the writer's schema the first time its id
     /// is seen.
     pub async fn decode(&self, payload: &[u8]) -> Result<T> {
-        let framed = wire::parse(payload)?;
-        if !self.is_prepared(framed.schema_id) {
-            self.prepare(framed.schema_id).await?;
+        // Decoding first finds the plan with one look-up in the common case, a known schema.
+        match self.decode_prepared(payload) {
+            Err(Error::UnknownSchema { id }) => {
+                self.prepare(id).await?;
+                self.decode_prepared(payload)
+            }
+            decoded => decoded,
         }
-        self.decode_prepared(payload)
     }
 
     /// Whether the plan for this writer schema id is compiled already (no network needed).

@@ -97,27 +97,6 @@ impl fmt::Debug for RawMessage {
 }
 
 impl RawMessage {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        topic: String,
-        partition: i32,
-        offset: i64,
-        key: Option<Vec<u8>>,
-        payload: Option<Vec<u8>>,
-        headers: Vec<(String, Option<Vec<u8>>)>,
-        timestamp: Option<i64>,
-    ) -> Self {
-        RawMessage {
-            topic,
-            partition,
-            offset,
-            key,
-            payload,
-            headers,
-            timestamp,
-        }
-    }
-
     fn from_message(m: &BorrowedMessage<'_>) -> Self {
         RawMessage {
             topic: m.topic().to_string(),
@@ -1083,22 +1062,42 @@ impl<T: Model> Consumer<T> {
     /// for the [unreachable timeout](ConsumerBuilder::unreachable_timeout), and with
     /// [`Error::Decode`] for a message that cannot be decoded.
     pub async fn consume_one(&self, timeout: Duration) -> Result<Consumed<T>> {
-        self.begin_poll()?;
+        match self.next_message(timeout).await {
+            Ok(m) => self.decode_polled(m).await,
+            Err(done) => done,
+        }
+    }
+
+    /// Waits up to `timeout` for the next message and hands it out undecoded, as the bytes a
+    /// dead letter keeps (consumer loops decode it where it is handled); `None` on a timeout.
+    pub(crate) async fn consume_raw(&self, timeout: Duration) -> Result<Option<RawMessage>> {
+        match self.next_message(timeout).await {
+            Ok(m) => {
+                self.shared.remember(&m);
+                Ok(Some(RawMessage::from_message(&m)))
+            }
+            Err(done) => done.map(|_| None),
+        }
+    }
+
+    /// The next message, or (`Err`) what the poll returns without one: a timeout or an error.
+    async fn next_message(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<BorrowedMessage<'_>, Result<Consumed<T>>> {
+        self.begin_poll().map_err(Err)?;
         // A message already fetched needs no timer: most polls of a busy consumer end here.
-        let ready = match self.inner.recv().now_or_never() {
-            Some(Err(e)) if is_reconnecting(&e) => None,
-            Some(m) => Some(m?),
-            None => None,
-        };
-        if let Some(m) = ready {
-            return self.decode_polled(m).await;
+        match self.inner.recv().now_or_never() {
+            Some(Err(e)) if is_reconnecting(&e) => {}
+            Some(m) => return m.map_err(|e| Err(e.into())),
+            None => {}
         }
         let deadline = Instant::now() + timeout;
-        let m = loop {
+        loop {
             let until = self.shared.wait_until(self.reach(), deadline);
             match tokio::time::timeout_at(until.into(), self.inner.recv()).await {
                 Ok(Err(e)) if is_reconnecting(&e) => continue,
-                Ok(m) => break m?,
+                Ok(m) => return m.map_err(|e| Err(e.into())),
                 Err(_) => {}
             }
             let idle = self
@@ -1108,10 +1107,9 @@ impl<T: Model> Consumer<T> {
                 self.probe(wait).await;
             }
             if let Some(r) = self.shared.after_idle(idle, self.reach(), deadline) {
-                return r;
+                return Err(r);
             }
-        };
-        self.decode_polled(m).await
+        }
     }
 
     /// Fetches the writer schema of a polled message if needed, and decodes it.

@@ -109,7 +109,7 @@ use tokio::task::JoinSet;
 pub use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
-use crate::consumer::{Consumed, Consumer, ConsumerBuilder, RawMessage, Record, TopicPartition};
+use crate::consumer::{Consumer, ConsumerBuilder, RawMessage, Record, TopicPartition};
 use crate::error::{Error, Result};
 use crate::fasthash::FastMap;
 use crate::model::Model;
@@ -186,6 +186,19 @@ pub struct Failure<'a> {
     pub kind: &'a str,
     /// The error's text.
     pub message: String,
+}
+
+impl<'a> Failure<'a> {
+    /// A message that could not be decoded (`source` says why): the handler never ran.
+    fn undecodable(raw: &'a RawMessage, source: &'a Error) -> Self {
+        Failure {
+            raw,
+            attempts: 0,
+            retryable: false,
+            kind: source.kind().as_str(),
+            message: source.to_string(),
+        }
+    }
 }
 
 /// When offsets are committed relative to handling.
@@ -656,17 +669,13 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         // items run at once across lanes.
         let high_water = (self.max_concurrent * 20).max(100);
         let low_water = self.max_concurrent * 2;
-        let dispatch = Arc::new(Dispatch::<T>::new(
-            high_water,
-            low_water,
-            self.max_concurrent,
-        ));
+        let dispatch = Arc::new(Dispatch::new(high_water, low_water, self.max_concurrent));
         let mut workers: JoinSet<Result<()>> = JoinSet::new();
         let mut paused = false;
         let mut full_since: Option<tokio::time::Instant> = None;
         let mut last_commit = Instant::now();
         let mut failure: Option<Error> = None;
-        let mut gathered = Gathered::<T>::new(state.revocations());
+        let mut gathered = Gathered::new(state.revocations());
         let make_worker = |lane, budget| lane_worker(ctx.clone(), dispatch.clone(), lane, budget);
         let mut spare_worker = None;
 
@@ -747,14 +756,9 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                     let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
                     while let Some(polled) = next.take() {
                         let item = match polled {
-                            Ok(Consumed::Record(r)) => Some(Item::Record(Box::new(r))),
-                            Ok(Consumed::Tombstone(t)) => {
-                                metrics::counter!("flowodm_loop_tombstones_total", "topic" => t.topic.clone()).increment(1);
-                                state.stats.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
-                                Some(Item::Tombstone(t))
-                            }
-                            Ok(Consumed::Timeout) => None,
-                            Err(Error::Decode { raw, source }) => Some(Item::Undecodable(raw, source)),
+                            // Decoded where it is handled (see `TaskCtx::process`).
+                            Ok(Some(raw)) => Some(Item::of(raw, &state.stats)),
+                            Ok(None) => None,
                             Err(e) if e.is_retriable() => {
                                 tracing::warn!(error = %e, "poll failed; retrying");
                                 None
@@ -782,7 +786,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                             && buffered + taken < high_water
                             && !ctx.stopping()
                         {
-                            next = Some(consumer.consume_one(Duration::ZERO).await);
+                            next = Some(consumer.consume_raw(Duration::ZERO).await);
                         }
                     }
                     if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &mut spare_worker, make_worker) {
@@ -831,18 +835,18 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
 }
 
 /// What one drain of the poller fetched, as one run per lane, not yet handed to the lanes.
-struct Gathered<T> {
-    runs: Vec<(Lane, Vec<Queued<T>>)>,
+struct Gathered {
+    runs: Vec<(Lane, Vec<Queued>)>,
     /// Emptied run buffers to fill again: records are large, and freeing buffers of a few
     /// hundred of them costs more than handling them.
-    spare: Vec<Vec<Queued<T>>>,
+    spare: Vec<Vec<Queued>>,
     /// Index of each lane's run in `runs` (the last run is tried first).
     index: FastMap<Lane, usize>,
     /// [`Shared::revocations`] when the gathered items' epochs were read.
     revocations: u64,
 }
 
-impl<T: Model + Send + Sync + 'static> Gathered<T> {
+impl Gathered {
     fn new(revocations: u64) -> Self {
         Gathered {
             runs: Vec::new(),
@@ -853,7 +857,7 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
     }
 
     /// Adds an item to its lane's run.
-    fn add(&mut self, item: Item<T>, order_by: OrderBy, state: &Shared) {
+    fn add(&mut self, item: Item, order_by: OrderBy, state: &Shared) {
         let (topic, partition) = item.topic_partition();
         let key = match order_by {
             OrderBy::Key => Some(lane_key(item.key())),
@@ -911,7 +915,7 @@ impl<T: Model + Send + Sync + 'static> Gathered<T> {
     fn hand_over<W>(
         &mut self,
         state: &Shared,
-        dispatch: &Arc<Dispatch<T>>,
+        dispatch: &Arc<Dispatch>,
         workers: &mut JoinSet<Result<()>>,
         spare: &mut Option<Pin<Box<W>>>,
         make: impl Fn(Lane, Option<Duration>) -> W,
@@ -991,8 +995,8 @@ fn lane_key(key: Option<&[u8]>) -> u64 {
 }
 
 /// The lanes and the count of items waiting in them, shared by the poller and the lane workers.
-struct Dispatch<T> {
-    queues: Mutex<Queues<T>>,
+struct Dispatch {
+    queues: Mutex<Queues>,
     buffered: AtomicUsize,
     /// Signalled when the buffer drains below the high or to the low water mark.
     room: tokio::sync::Notify,
@@ -1002,13 +1006,13 @@ struct Dispatch<T> {
     max_workers: usize,
 }
 
-struct Queues<T> {
-    lanes: FastMap<Lane, VecDeque<Queued<T>>>,
+struct Queues {
+    lanes: FastMap<Lane, VecDeque<Queued>>,
     /// Lanes with items and no worker, waiting for one.
     ready: VecDeque<Lane>,
     workers: usize,
     /// Buffers of lanes that emptied, for the poller to fill again.
-    spare: Vec<Vec<Queued<T>>>,
+    spare: Vec<Vec<Queued>>,
 }
 
 /// How many emptied run buffers are kept to be filled again.
@@ -1017,7 +1021,7 @@ const SPARE_BUFFERS: usize = 64;
 /// How many items a worker takes from one lane before it lets a waiting lane go first.
 const LANE_TURN: usize = 64;
 
-impl<T> Dispatch<T> {
+impl Dispatch {
     fn new(high_water: usize, low_water: usize, max_workers: usize) -> Self {
         Dispatch {
             queues: Mutex::new(Queues {
@@ -1036,7 +1040,7 @@ impl<T> Dispatch<T> {
 
     /// Queues an item; returns true when a new worker should start on its lane.
     #[cfg(test)]
-    fn push(&self, lane: &Lane, item: Queued<T>) -> bool {
+    fn push(&self, lane: &Lane, item: Queued) -> bool {
         !self
             .push_runs([(lane.clone(), vec![item])], &mut Vec::new())
             .is_empty()
@@ -1046,8 +1050,8 @@ impl<T> Dispatch<T> {
     /// should start on. Emptied buffers (of the runs, and of lanes that emptied) go to `spare`.
     fn push_runs(
         &self,
-        runs: impl IntoIterator<Item = (Lane, Vec<Queued<T>>)>,
-        spare: &mut Vec<Vec<Queued<T>>>,
+        runs: impl IntoIterator<Item = (Lane, Vec<Queued>)>,
+        spare: &mut Vec<Vec<Queued>>,
     ) -> Vec<Lane> {
         let mut start = Vec::new();
         let mut q = self.queues.lock().expect("lanes");
@@ -1079,7 +1083,7 @@ impl<T> Dispatch<T> {
 
     /// The next item for the worker on `lane`; see [`pop_run`](Self::pop_run).
     #[cfg(test)]
-    fn pop(&self, lane: &mut Lane, turn: &mut usize) -> Option<Queued<T>> {
+    fn pop(&self, lane: &mut Lane, turn: &mut usize) -> Option<Queued> {
         let mut run = Vec::new();
         self.pop_run(lane, turn, &mut run, 1).then(|| run.remove(0))
     }
@@ -1091,7 +1095,7 @@ impl<T> Dispatch<T> {
         &self,
         lane: &mut Lane,
         turn: &mut usize,
-        run: &mut Vec<Queued<T>>,
+        run: &mut Vec<Queued>,
         max: usize,
     ) -> bool {
         let mut q = self.queues.lock().expect("lanes");
@@ -1156,7 +1160,7 @@ impl<T> Dispatch<T> {
 /// ends after it is spent, the worker yields, and so becomes a task of its own.
 async fn lane_worker<T, H>(
     ctx: Arc<TaskCtx<T, H>>,
-    dispatch: Arc<Dispatch<T>>,
+    dispatch: Arc<Dispatch>,
     mut lane: Lane,
     budget: Option<Duration>,
 ) -> Result<()>
@@ -1442,8 +1446,8 @@ impl<F: FnMut()> Drop for DropGuard<F> {
 async fn next_poll<T: Model + Send + Sync + 'static>(
     consumer: Arc<Consumer<T>>,
     timeout: Duration,
-) -> Result<Consumed<T>> {
-    consumer.consume_one(timeout).await
+) -> Result<Option<RawMessage>> {
+    consumer.consume_raw(timeout).await
 }
 
 /// How many already-fetched messages the poller routes in one go.
@@ -1598,7 +1602,7 @@ where
     }
 
     /// Up to `max` items, within `window`; empty when shutting down.
-    async fn collect(&self, max: usize, window: Duration) -> Result<Vec<Item<T>>> {
+    async fn collect(&self, max: usize, window: Duration) -> Result<Vec<Item>> {
         let deadline = Instant::now() + window;
         let mut batch = Vec::new();
         while batch.len() < max {
@@ -1609,16 +1613,11 @@ where
             let polled = tokio::select! {
                 // Nothing of an unfinished batch is committed: the next run reads it again.
                 _ = self.stop.cancelled() => return Ok(Vec::new()),
-                p = self.consumer.consume_one(left) => p,
+                p = self.consumer.consume_raw(left) => p,
             };
             match polled {
-                Ok(Consumed::Record(r)) => batch.push(Item::Record(Box::new(r))),
-                Ok(Consumed::Tombstone(t)) => {
-                    self.counts.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
-                    batch.push(Item::Tombstone(t))
-                }
-                Ok(Consumed::Timeout) => break,
-                Err(Error::Decode { raw, source }) => batch.push(Item::Undecodable(raw, source)),
+                Ok(Some(raw)) => batch.push(Item::of(raw, &self.counts)),
+                Ok(None) => break,
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(error = %e, "poll failed; retrying");
                     break;
@@ -1632,7 +1631,7 @@ where
     /// One transaction: every item's outputs, then the input offsets, then the commit.
     async fn transact(
         &self,
-        batch: Vec<Item<T>>,
+        batch: Vec<Item>,
         next: HashMap<TopicPartition, i64>,
     ) -> std::result::Result<(), TxnFailure> {
         let retry = TxnFailure::Retry;
@@ -1657,40 +1656,35 @@ where
             .map_err(retry)
     }
 
-    async fn handle(&self, item: Item<T>) -> std::result::Result<(), TxnFailure> {
-        let mut record = match item {
+    async fn handle(&self, item: Item) -> std::result::Result<(), TxnFailure> {
+        let raw = match item {
             Item::Tombstone(_) => return Ok(()),
-            Item::Undecodable(raw, source) => {
-                let failure = Failure {
-                    raw: &raw,
-                    attempts: 0,
-                    retryable: false,
-                    kind: source.kind().as_str(),
-                    message: source.to_string(),
-                };
+            Item::Raw(raw) => raw,
+        };
+        let record = match decode_raw(self.consumer, &raw).await {
+            Ok(record) => record,
+            Err(source) => {
+                let failure = Failure::undecodable(&raw, &source);
                 let decision = self
                     .error_handler
                     .as_ref()
                     .map_or(Decision::DeadLetter, |h| h(&failure));
                 return self.settle(decision, &failure).await;
             }
-            Item::Record(r) => r,
         };
         let metrics = self.metrics(&record.topic);
-        let raw = raw_of(&mut record);
-        let schema_id = record.schema_id;
         let mut next = Some(record);
         let mut attempts = 0u32;
         loop {
             attempts += 1;
             let r = match next.take() {
                 Some(r) => r,
-                None => {
-                    Box::new(redecode(self.consumer, &raw, schema_id).map_err(TxnFailure::Stop)?)
-                }
+                None => decode_raw(self.consumer, &raw)
+                    .await
+                    .map_err(TxnFailure::Stop)?,
             };
             let started = Instant::now();
-            let outcome = (self.handler)(*r).await;
+            let outcome = (self.handler)(r).await;
             metrics
                 .handler_seconds
                 .record(started.elapsed().as_secs_f64());
@@ -1778,20 +1772,19 @@ fn backoff(first: Duration, max: Duration, attempt: u32) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// A record decoded again from the bytes kept for a retry.
-fn redecode<T: Model>(
-    consumer: &Consumer<T>,
-    raw: &RawMessage,
-    schema_id: u32,
-) -> Result<Record<T>> {
+/// A record decoded from a message's bytes (fetching its writer schema the first time), with
+/// its own copy of the metadata: the bytes stay for a retry or the dead-letter topic.
+async fn decode_raw<T: Model>(consumer: &Consumer<T>, raw: &RawMessage) -> Result<Record<T>> {
     let payload = raw
         .payload
         .as_deref()
         .ok_or_else(|| Error::Deserialization {
             message: "the record kept no payload".into(),
         })?;
+    let value = consumer.codec().decode(payload).await?;
+    let schema_id = crate::wire::parse(payload)?.schema_id;
     Ok(Record {
-        value: consumer.codec().decode_prepared(payload)?,
+        value,
         key: raw.key.clone(),
         headers: raw.headers.clone(),
         topic: raw.topic.clone(),
@@ -1804,20 +1797,40 @@ fn redecode<T: Model>(
 }
 
 /// One unit of work.
-enum Item<T> {
-    /// Boxed: a record is hundreds of bytes, and an item moves from the poller through its
-    /// lane's queue to the handler; moving the box costs less than one allocation.
-    Record(Box<Record<T>>),
+///
+/// A message travels undecoded, boxed (it moves from the poller through its lane's queue to
+/// the handler, and moving the box costs less than an allocation): it is decoded where it is
+/// handled, which spreads the decoding over the threads that run handlers, and its bytes stay
+/// for a retry or the dead-letter topic.
+enum Item {
+    Raw(Box<RawMessage>),
     Tombstone(crate::consumer::Tombstone),
-    Undecodable(Box<RawMessage>, Box<Error>),
 }
 
-impl<T> Item<T> {
+impl Item {
+    /// The item of a polled message (a tombstone is counted here).
+    fn of(raw: RawMessage, counts: &Counts) -> Self {
+        if raw.payload.is_some() {
+            return Item::Raw(Box::new(raw));
+        }
+        metrics::counter!("flowodm_loop_tombstones_total", "topic" => raw.topic.clone())
+            .increment(1);
+        counts.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
+        Item::Tombstone(crate::consumer::Tombstone {
+            key: raw.key,
+            topic: raw.topic,
+            partition: raw.partition,
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+        })
+    }
+}
+
+impl Item {
     fn topic_partition(&self) -> (&str, i32) {
         match self {
-            Item::Record(r) => (&r.topic, r.partition),
+            Item::Raw(raw) => (&raw.topic, raw.partition),
             Item::Tombstone(t) => (&t.topic, t.partition),
-            Item::Undecodable(raw, _) => (&raw.topic, raw.partition),
         }
     }
 
@@ -1830,20 +1843,18 @@ impl<T> Item<T> {
     }
 }
 
-impl<T> Item<T> {
+impl Item {
     fn offset(&self) -> i64 {
         match self {
-            Item::Record(r) => r.offset,
+            Item::Raw(raw) => raw.offset,
             Item::Tombstone(t) => t.offset,
-            Item::Undecodable(raw, _) => raw.offset,
         }
     }
 
     fn key(&self) -> Option<&[u8]> {
         match self {
-            Item::Record(r) => r.key.as_deref(),
+            Item::Raw(raw) => raw.key.as_deref(),
             Item::Tombstone(t) => t.key.as_deref(),
-            Item::Undecodable(raw, _) => raw.key.as_deref(),
         }
     }
 }
@@ -1857,8 +1868,8 @@ struct Lane {
 }
 
 /// An item waiting in its lane, with the assignment epoch of its partition when it arrived.
-struct Queued<T> {
-    item: Item<T>,
+struct Queued {
+    item: Item,
     epoch: u64,
 }
 
@@ -2160,7 +2171,7 @@ where
     async fn process_run(
         &self,
         tp: &TopicPartition,
-        run: &mut Vec<Queued<T>>,
+        run: &mut Vec<Queued>,
         metrics: &LoopMetrics,
     ) -> Result<()> {
         let mut settled = Settled {
@@ -2240,29 +2251,26 @@ where
     /// next run handles it again.
     async fn process(
         &self,
-        item: Item<T>,
+        item: Item,
         tp: &TopicPartition,
         epoch: u64,
         metrics: &LoopMetrics,
         settled: &mut Settled,
     ) -> Result<Outcome> {
         let offset = item.offset();
-        let record = match item {
+        let raw = match item {
             Item::Tombstone(_) => return Ok(Outcome::Finished),
-            Item::Undecodable(raw, source) => {
-                let failure = Failure {
-                    raw: &raw,
-                    attempts: 0,
-                    retryable: false,
-                    kind: source.kind().as_str(),
-                    message: source.to_string(),
-                };
-                self.fail(&failure, metrics).await?;
+            Item::Raw(raw) => raw,
+        };
+        let record = match decode_raw(&self.consumer, &raw).await {
+            Ok(record) => record,
+            Err(source) => {
+                self.fail(&Failure::undecodable(&raw, &source), metrics)
+                    .await?;
                 // It may have waited for the broker: store what is finished soon.
                 settled.busy = SETTLE_AFTER;
                 return Ok(Outcome::Finished);
             }
-            Item::Record(record) => record,
         };
         if self.semantics == Semantics::AtMostOnce {
             // What this run finished before it (a tombstone, a skipped message) goes first, or
@@ -2271,14 +2279,11 @@ where
             finish_offsets(&self.state, &self.consumer, tp, epoch, &[offset]);
             self.consumer.commit_stored()?;
         }
-        // What the dead-letter topic needs, kept before the record moves into the handler
-        // (the payload moves, it is not copied again).
-        let mut record = record;
-        let raw = match raw_of(&mut record) {
-            raw if H::ACKS => Kept::Shared(Arc::new(raw)),
+        // What the dead-letter topic needs stays here while the record moves into the handler.
+        let raw = match raw {
+            raw if H::ACKS => Kept::Shared(Arc::new(*raw)),
             raw => Kept::Own(raw),
         };
-        let schema_id = record.schema_id;
         let mut attempts = 0u32;
         let mut record = Some(record);
         loop {
@@ -2286,7 +2291,7 @@ where
             let r = match record.take() {
                 Some(r) => r,
                 // A retry decodes the kept bytes again, so models need not be Clone.
-                None => Box::new(redecode(&self.consumer, &raw, schema_id)?),
+                None => decode_raw(&self.consumer, &raw).await?,
             };
             if self.gate.may_wait() {
                 // A rate limit or an open circuit may hold this call back: what is finished
@@ -2316,7 +2321,7 @@ where
             // A panicking handler is a fatal failure of its message (as in `run_blocking`),
             // not the end of the loop.
             let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-                self.handler.call(*r, ack),
+                self.handler.call(r, ack),
             ))
             .await
             .unwrap_or_else(|panic| {
@@ -2536,7 +2541,7 @@ fn count_dead_letter(metrics: &LoopMetrics, counts: &Counts) {
 /// What a dead letter of a message in flight needs: its own, or shared with the
 /// acknowledgements of a handler that takes them (plain handlers spare the allocation).
 enum Kept {
-    Own(RawMessage),
+    Own(Box<RawMessage>),
     Shared(Arc<RawMessage>),
 }
 
@@ -2546,7 +2551,7 @@ impl Kept {
     fn shared(&self) -> Arc<RawMessage> {
         match self {
             Kept::Shared(raw) => raw.clone(),
-            Kept::Own(raw) => Arc::new(raw.clone()),
+            Kept::Own(raw) => Arc::new(RawMessage::clone(raw)),
         }
     }
 }
@@ -2560,18 +2565,6 @@ impl std::ops::Deref for Kept {
             Kept::Shared(raw) => raw,
         }
     }
-}
-
-fn raw_of<T>(r: &mut Record<T>) -> RawMessage {
-    RawMessage::new(
-        r.topic.clone(),
-        r.partition,
-        r.offset,
-        r.key.clone(),
-        r.payload.take(),
-        r.headers.clone(),
-        r.timestamp,
-    )
 }
 
 /// Writes failed messages to a dead-letter topic, waiting for the broker's acknowledgement.
@@ -2730,7 +2723,7 @@ mod tests {
         }
     }
 
-    fn queued(p: i32, offset: i64) -> Queued<()> {
+    fn queued(p: i32, offset: i64) -> Queued {
         Queued {
             item: Item::Tombstone(crate::consumer::Tombstone {
                 key: None,
@@ -2745,7 +2738,7 @@ mod tests {
 
     #[test]
     fn workers_are_capped_and_a_busy_lane_lets_waiting_lanes_take_turns() {
-        let d = Dispatch::<()>::new(10_000, 10, 1);
+        let d = Dispatch::new(10_000, 10, 1);
         let (a, b) = (
             Lane {
                 tp: tp(0),
