@@ -64,7 +64,7 @@ use crate::reachability::{
 };
 
 /// A message as it came from Kafka, before decoding: kept on decode errors.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct RawMessage {
     /// The topic.
@@ -98,15 +98,41 @@ impl fmt::Debug for RawMessage {
 
 impl RawMessage {
     fn from_message(m: &BorrowedMessage<'_>) -> Self {
-        RawMessage {
-            topic: m.topic().to_string(),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec),
-            headers: headers_of(m),
-            timestamp: m.timestamp().to_millis(),
+        let mut raw = RawMessage::default();
+        raw.refill(m);
+        raw
+    }
+
+    /// Becomes a copy of `m`, reusing its own buffers: a message recycled this way costs no
+    /// allocation when the next one is no larger (and has no headers).
+    pub(crate) fn refill(&mut self, m: &BorrowedMessage<'_>) {
+        let topic = m.topic();
+        if self.topic != topic {
+            topic.clone_into(&mut self.topic);
         }
+        self.partition = m.partition();
+        self.offset = m.offset();
+        refill_bytes(&mut self.key, m.key());
+        refill_bytes(&mut self.payload, m.payload());
+        self.headers.clear();
+        if let Some(headers) = m.headers() {
+            self.headers.extend(
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))),
+            );
+        }
+        self.timestamp = m.timestamp().to_millis();
+    }
+}
+
+fn refill_bytes(slot: &mut Option<Vec<u8>>, bytes: Option<&[u8]>) {
+    match (slot.as_mut(), bytes) {
+        (Some(buffer), Some(bytes)) => {
+            buffer.clear();
+            buffer.extend_from_slice(bytes);
+        }
+        (_, bytes) => *slot = bytes.map(<[u8]>::to_vec),
     }
 }
 
@@ -1068,15 +1094,21 @@ impl<T: Model> Consumer<T> {
         }
     }
 
-    /// Waits up to `timeout` for the next message and hands it out undecoded, as the bytes a
-    /// dead letter keeps (consumer loops decode it where it is handled); `None` on a timeout.
-    pub(crate) async fn consume_raw(&self, timeout: Duration) -> Result<Option<RawMessage>> {
+    /// Waits up to `timeout` for the next message and copies it undecoded into `into` (see
+    /// [`RawMessage::refill`]), as the bytes a dead letter keeps: consumer loops decode it
+    /// where it is handled. False on a timeout.
+    pub(crate) async fn consume_raw(
+        &self,
+        timeout: Duration,
+        into: &mut RawMessage,
+    ) -> Result<bool> {
         match self.next_message(timeout).await {
             Ok(m) => {
                 self.shared.remember(&m);
-                Ok(Some(RawMessage::from_message(&m)))
+                into.refill(&m);
+                Ok(true)
             }
-            Err(done) => done.map(|_| None),
+            Err(done) => done.map(|_| false),
         }
     }
 

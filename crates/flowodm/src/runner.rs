@@ -44,13 +44,16 @@
 //!
 //! Fetched messages reach their lanes in runs (what one wake of the poller found), and a lane
 //! stores its finished offsets once per run, or once its handler calls took a few
-//! milliseconds, not once per message. A lane that gets work starts in the polling task and
-//! becomes a task of its own as soon as its handler has to wait: a handler that is ready at
-//! once costs no task switch. So the polling task also runs handlers up to their first wait,
-//! for about a millisecond per wake (and the run under way then) before it hands lanes to
-//! other threads: keep blocking calls out of async handlers (use
-//! [`run_blocking`](LoopBuilder::run_blocking) or `spawn_blocking` for them), as on any async
-//! runtime.
+//! milliseconds, not once per message. The poller only copies messages out of librdkafka; a
+//! lane decodes them where it handles them. On a multi-thread runtime the lanes are tasks of
+//! their own, so fetching, decoding and handling run side by side on the runtime's threads
+//! (the buffers of handled messages go back to the poller to be filled again, so no message
+//! costs an allocation freed on another thread). On a current-thread runtime a lane that gets
+//! work first runs in the polling task and becomes a task of its own as soon as its handler
+//! has to wait, for about a millisecond per wake: there is no other thread to hand it to, and
+//! a handler that is ready at once then costs no task switch. Keep blocking calls out of async
+//! handlers (use [`run_blocking`](LoopBuilder::run_blocking) or `spawn_blocking` for them), as
+//! on any async runtime.
 //!
 //! # Failures
 //!
@@ -614,9 +617,19 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         let drain_state = state.clone();
         // The revocation drain runs inside the poll; on a current-thread runtime the handlers
         // cannot progress while it waits (see the module docs).
-        let grace = match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::CurrentThread => Duration::ZERO,
-            _ => self.shutdown_timeout,
+        let one_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread;
+        let grace = if one_thread {
+            Duration::ZERO
+        } else {
+            self.shutdown_timeout
+        };
+        // Lanes start in the poller only where they could not run beside it (see the module
+        // docs).
+        let inline_budget = if one_thread {
+            INLINE_BUDGET
+        } else {
+            Duration::ZERO
         };
         // Before partitions go, fetched-but-unstarted messages are dropped and in-flight ones
         // finish (their offsets are then stored and committed by the consumer before it releases
@@ -682,7 +695,15 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         // One poll at a time, kept across iterations: a poll that has taken a message from
         // librdkafka may still be waiting for the registry (a new writer schema), and dropping it
         // there, because another branch of the select won, would lose that message.
-        let mut poll = Box::pin(next_poll(consumer.clone(), self.poll_timeout));
+        // Messages are copied into buffers that the lane workers hand back once they are done
+        // with them (see `Dispatch::recycle`): freed on another thread, they would make the
+        // allocator's arenas contend for every message.
+        let mut slots = Slots::default();
+        let mut poll = Box::pin(next_poll(
+            consumer.clone(),
+            self.poll_timeout,
+            slots.next(&dispatch),
+        ));
         'poll: loop {
             let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
             // Backpressure, in two steps. While too much is buffered the loop stops asking for
@@ -747,19 +768,23 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                 _ = tokio::time::sleep_until(pause_at), if !fetch => {}
                 polled = &mut poll, if fetch => {
                     // The same box again: a poll is a large future to allocate for each drain.
-                    poll.as_mut().set(next_poll(consumer.clone(), self.poll_timeout));
+                    poll.as_mut().set(next_poll(consumer.clone(), self.poll_timeout, slots.next(&dispatch)));
                     // Take what is already fetched without going round the select each time,
                     // gathering it into one run per lane: a lane is handed its run with one
                     // lock and at most one wake-up.
                     let mut next = Some(polled);
                     let mut taken = 0;
                     let buffered = dispatch.buffered.load(AtomicOrdering::Acquire);
-                    while let Some(polled) = next.take() {
+                    while let Some((slot, polled)) = next.take() {
                         let item = match polled {
                             // Decoded where it is handled (see `TaskCtx::process`).
-                            Ok(Some(raw)) => Some(Item::of(raw, &state.stats)),
-                            Ok(None) => None,
+                            Ok(true) => Some(Item::of(slot, &state.stats)),
+                            Ok(false) => {
+                                slots.put_back(slot);
+                                None
+                            }
                             Err(e) if e.is_retriable() => {
+                                slots.put_back(slot);
                                 tracing::warn!(error = %e, "poll failed; retrying");
                                 None
                             }
@@ -774,7 +799,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                         // gets the new one.
                         let revocations = state.revocations();
                         if revocations != gathered.revocations {
-                            if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &mut spare_worker, make_worker) {
+                            if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &mut spare_worker, make_worker, inline_budget) {
                                 failure.get_or_insert(e);
                                 ctx.cancel();
                             }
@@ -786,10 +811,12 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                             && buffered + taken < high_water
                             && !ctx.stopping()
                         {
-                            next = Some(consumer.consume_raw(Duration::ZERO).await);
+                            let mut slot = slots.next(&dispatch);
+                            let polled = consumer.consume_raw(Duration::ZERO, &mut slot).await;
+                            next = Some((slot, polled));
                         }
                     }
-                    if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &mut spare_worker, make_worker) {
+                    if let Some(e) = gathered.hand_over(&state, &dispatch, &mut workers, &mut spare_worker, make_worker, inline_budget) {
                         failure.get_or_insert(e);
                         ctx.cancel();
                     }
@@ -900,12 +927,12 @@ impl Gathered {
     /// Marks the gathered offsets unfinished and hands each run to its lane, starting workers
     /// for lanes that have none.
     ///
-    /// A new worker first runs right here, in the poller, until its handler call has to wait
-    /// (only then is it spawned as a task) or it ran out of work: a handler that is ready at
-    /// once then costs no task, no wake-up and no hand-over to another thread. Once the
-    /// workers started in one hand-over took [`INLINE_BUDGET`], a worker yields at the end of
-    /// its run (becoming a task) and the rest are spawned at once, so handlers that compute
-    /// long between their awaits run on the other threads.
+    /// With an `inline` budget (on a current-thread runtime), a new worker first runs right
+    /// here, in the poller, until its handler call has to wait (only then is it spawned as a
+    /// task) or it ran out of work: a handler that is ready at once then costs no task and no
+    /// wake-up. Once the workers started in one hand-over took the budget, a worker yields at
+    /// the end of its run (becoming a task) and the rest are spawned at once. Without one, every
+    /// worker is spawned, to run beside the poller.
     /// An error of a worker that ended here is returned.
     ///
     /// `make` creates a lane's worker (see [`lane_worker`]). A worker that finishes inside
@@ -919,6 +946,7 @@ impl Gathered {
         workers: &mut JoinSet<Result<()>>,
         spare: &mut Option<Pin<Box<W>>>,
         make: impl Fn(Lane, Option<Duration>) -> W,
+        inline: Duration,
     ) -> Option<Error>
     where
         W: Future<Output = Result<()>> + Send + 'static,
@@ -937,7 +965,7 @@ impl Gathered {
         let begun = Instant::now();
         let mut error = None;
         for lane in dispatch.push_runs(self.runs.drain(..), &mut self.spare) {
-            let left = INLINE_BUDGET.saturating_sub(begun.elapsed());
+            let left = inline.saturating_sub(begun.elapsed());
             if left.is_zero() {
                 workers.spawn(make(lane, None));
                 continue;
@@ -973,8 +1001,8 @@ impl Gathered {
     }
 }
 
-/// How long the workers started in one hand-over may run in the poller; see
-/// [`Gathered::hand_over`].
+/// How long the workers started in one hand-over may run in the poller of a current-thread
+/// runtime; see [`Gathered::hand_over`].
 const INLINE_BUDGET: Duration = Duration::from_millis(1);
 
 /// A lane's identity within a partition: a hash of the key (two keys that collide share a
@@ -994,9 +1022,16 @@ fn lane_key(key: Option<&[u8]>) -> u64 {
     h.finish()
 }
 
+/// Messages' buffers to fill again. Boxed: each moves as the box of an [`Item`], which is
+/// filled in place and handed on without moving the message.
+#[allow(clippy::vec_box)]
+type Buffers = Vec<Box<RawMessage>>;
+
 /// The lanes and the count of items waiting in them, shared by the poller and the lane workers.
 struct Dispatch {
     queues: Mutex<Queues>,
+    /// Messages' buffers handed back by the lanes for the poller to fill again.
+    recycled: Mutex<Buffers>,
     buffered: AtomicUsize,
     /// Signalled when the buffer drains below the high or to the low water mark.
     room: tokio::sync::Notify,
@@ -1015,15 +1050,19 @@ struct Queues {
     spare: Vec<Vec<Queued>>,
 }
 
+/// The largest payload buffer kept to copy another message into.
+const RECYCLE_UP_TO: usize = 64 * 1024;
+
 /// How many emptied run buffers are kept to be filled again.
 const SPARE_BUFFERS: usize = 64;
 
 /// How many items a worker takes from one lane before it lets a waiting lane go first.
-const LANE_TURN: usize = 64;
+const LANE_TURN: usize = DRAIN_AT_ONCE;
 
 impl Dispatch {
     fn new(high_water: usize, low_water: usize, max_workers: usize) -> Self {
         Dispatch {
+            recycled: Mutex::default(),
             queues: Mutex::new(Queues {
                 lanes: FastMap::default(),
                 ready: VecDeque::new(),
@@ -1036,6 +1075,19 @@ impl Dispatch {
             low_water,
             max_workers,
         }
+    }
+
+    /// Hands the buffers of handled messages back to the poller (see [`Slots`]), keeping at most
+    /// as many as can be buffered, and none that grew large; `spent` is left empty.
+    fn recycle(&self, spent: &mut Buffers) {
+        spent.retain(|raw| raw.payload.as_ref().map_or(0, Vec::capacity) <= RECYCLE_UP_TO);
+        let mut pool = self.recycled.lock().expect("recycled");
+        let n = spent
+            .len()
+            .min((self.high_water + DRAIN_AT_ONCE).saturating_sub(pool.len()));
+        pool.extend(spent.drain(..n));
+        drop(pool);
+        spent.clear();
     }
 
     /// Queues an item; returns true when a new worker should start on its lane.
@@ -1101,7 +1153,13 @@ impl Dispatch {
         let mut q = self.queues.lock().expect("lanes");
         loop {
             let has_more = q.lanes.get(lane).is_some_and(|l| !l.is_empty());
-            if has_more && (*turn < LANE_TURN || q.ready.is_empty()) {
+            if has_more && *turn < LANE_TURN {
+                break;
+            }
+            if has_more && q.ready.is_empty() {
+                // Its turn is up, but no other lane waits: a new turn (taking one item at a
+                // time from here on would cost a lock and an offset store per message).
+                *turn = 0;
                 break;
             }
             if has_more {
@@ -1171,6 +1229,7 @@ where
     let mut metrics = LoopMetrics::new(&lane.tp.topic);
     let mut turn = 0;
     let mut run = Vec::new();
+    let mut spent = Vec::new();
     let mut inline_until = budget.map(|b| Instant::now() + b);
     while !ctx.stopping() {
         if !dispatch.pop_run(&mut lane, &mut turn, &mut run, LANE_TURN) {
@@ -1182,9 +1241,10 @@ where
         // In flight from here until the run is settled: a revocation of the partition waits.
         let tp = lane.tp.clone();
         ctx.state.started(&tp);
-        let result = ctx.process_run(&tp, &mut run, &metrics).await;
+        let result = ctx.process_run(&tp, &mut run, &mut spent, &metrics).await;
         ctx.state.finished(&tp);
         run.clear();
+        dispatch.recycle(&mut spent);
         result?;
         if inline_until.is_some_and(|t| Instant::now() >= t) {
             // Back to polling: the rest runs as a task.
@@ -1446,8 +1506,30 @@ impl<F: FnMut()> Drop for DropGuard<F> {
 async fn next_poll<T: Model + Send + Sync + 'static>(
     consumer: Arc<Consumer<T>>,
     timeout: Duration,
-) -> Result<Option<RawMessage>> {
-    consumer.consume_raw(timeout).await
+    mut slot: Box<RawMessage>,
+) -> (Box<RawMessage>, Result<bool>) {
+    let polled = consumer.consume_raw(timeout, &mut slot).await;
+    (slot, polled)
+}
+
+/// The poller's buffers to copy messages into, taken from the lanes' recycled ones.
+#[derive(Default)]
+struct Slots(Buffers);
+
+impl Slots {
+    fn next(&mut self, dispatch: &Dispatch) -> Box<RawMessage> {
+        if self.0.is_empty() {
+            let mut pool = dispatch.recycled.lock().expect("recycled");
+            let n = pool.len().min(DRAIN_AT_ONCE);
+            let from = pool.len() - n;
+            self.0.extend(pool.drain(from..));
+        }
+        self.0.pop().unwrap_or_default()
+    }
+
+    fn put_back(&mut self, slot: Box<RawMessage>) {
+        self.0.push(slot);
+    }
 }
 
 /// How many already-fetched messages the poller routes in one go.
@@ -1605,6 +1687,7 @@ where
     async fn collect(&self, max: usize, window: Duration) -> Result<Vec<Item>> {
         let deadline = Instant::now() + window;
         let mut batch = Vec::new();
+        let mut slot = Box::<RawMessage>::default();
         while batch.len() < max {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -1613,11 +1696,11 @@ where
             let polled = tokio::select! {
                 // Nothing of an unfinished batch is committed: the next run reads it again.
                 _ = self.stop.cancelled() => return Ok(Vec::new()),
-                p = self.consumer.consume_raw(left) => p,
+                p = self.consumer.consume_raw(left, &mut slot) => p,
             };
             match polled {
-                Ok(Some(raw)) => batch.push(Item::of(raw, &self.counts)),
-                Ok(None) => break,
+                Ok(true) => batch.push(Item::of(std::mem::take(&mut slot), &self.counts)),
+                Ok(false) => break,
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(error = %e, "poll failed; retrying");
                     break;
@@ -1809,10 +1892,11 @@ enum Item {
 
 impl Item {
     /// The item of a polled message (a tombstone is counted here).
-    fn of(raw: RawMessage, counts: &Counts) -> Self {
+    fn of(raw: Box<RawMessage>, counts: &Counts) -> Self {
         if raw.payload.is_some() {
-            return Item::Raw(Box::new(raw));
+            return Item::Raw(raw);
         }
+        let raw = *raw;
         metrics::counter!("flowodm_loop_tombstones_total", "topic" => raw.topic.clone())
             .increment(1);
         counts.tombstones.fetch_add(1, AtomicOrdering::Relaxed);
@@ -2168,10 +2252,12 @@ where
     /// Handles a run of one lane's items in order (until the loop stops), storing the finished
     /// offsets once per run — or sooner when handlers take their time — rather than per
     /// message. The stored offset is the watermark's: it never passes an unfinished message.
+    /// The messages' buffers go to `spent` once handled.
     async fn process_run(
         &self,
         tp: &TopicPartition,
         run: &mut Vec<Queued>,
+        spent: &mut Buffers,
         metrics: &LoopMetrics,
     ) -> Result<()> {
         let mut settled = Settled {
@@ -2200,7 +2286,11 @@ where
                 settled.epoch = epoch;
             }
             let offset = item.offset();
-            let outcome = match self.process(item, tp, epoch, metrics, &mut settled).await {
+            let processed = self.process(&item, tp, epoch, metrics, &mut settled).await;
+            if let Item::Raw(raw) = item {
+                spent.push(raw);
+            }
+            let outcome = match processed {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     result = Err(e);
@@ -2251,21 +2341,21 @@ where
     /// next run handles it again.
     async fn process(
         &self,
-        item: Item,
+        item: &Item,
         tp: &TopicPartition,
         epoch: u64,
         metrics: &LoopMetrics,
         settled: &mut Settled,
     ) -> Result<Outcome> {
         let offset = item.offset();
-        let raw = match item {
+        let raw: &RawMessage = match item {
             Item::Tombstone(_) => return Ok(Outcome::Finished),
             Item::Raw(raw) => raw,
         };
-        let record = match decode_raw(&self.consumer, &raw).await {
+        let record = match decode_raw(&self.consumer, raw).await {
             Ok(record) => record,
             Err(source) => {
-                self.fail(&Failure::undecodable(&raw, &source), metrics)
+                self.fail(&Failure::undecodable(raw, &source), metrics)
                     .await?;
                 // It may have waited for the broker: store what is finished soon.
                 settled.busy = SETTLE_AFTER;
@@ -2279,11 +2369,9 @@ where
             finish_offsets(&self.state, &self.consumer, tp, epoch, &[offset]);
             self.consumer.commit_stored()?;
         }
-        // What the dead-letter topic needs stays here while the record moves into the handler.
-        let raw = match raw {
-            raw if H::ACKS => Kept::Shared(Arc::new(*raw)),
-            raw => Kept::Own(raw),
-        };
+        // What the dead-letter topic needs stays here while the record moves into the handler,
+        // and is shared with the acknowledgements of a handler that takes them.
+        let shared = H::ACKS.then(|| Arc::new(raw.clone()));
         let mut attempts = 0u32;
         let mut record = Some(record);
         loop {
@@ -2291,7 +2379,7 @@ where
             let r = match record.take() {
                 Some(r) => r,
                 // A retry decodes the kept bytes again, so models need not be Clone.
-                None => decode_raw(&self.consumer, &raw).await?,
+                None => decode_raw(&self.consumer, raw).await?,
             };
             if self.gate.may_wait() {
                 // A rate limit or an open circuit may hold this call back: what is finished
@@ -2311,7 +2399,8 @@ where
                     .acquire_owned()
                     .await
                     .expect("never closed");
-                let ack = self.ack(tp, epoch, offset, raw.shared(), attempts, permit, metrics);
+                let kept = shared.clone().expect("kept for acknowledging handlers");
+                let ack = self.ack(tp, epoch, offset, kept, attempts, permit, metrics);
                 let valid = ack.valid.clone();
                 (Some(ack), Some(valid))
             } else {
@@ -2348,7 +2437,7 @@ where
                 Err(e) => e,
             };
             let failure = Failure {
-                raw: &raw,
+                raw,
                 attempts,
                 retryable: e.retryable,
                 kind: "handler",
@@ -2538,35 +2627,6 @@ fn count_dead_letter(metrics: &LoopMetrics, counts: &Counts) {
     counts.failed.fetch_add(1, AtomicOrdering::Relaxed);
 }
 
-/// What a dead letter of a message in flight needs: its own, or shared with the
-/// acknowledgements of a handler that takes them (plain handlers spare the allocation).
-enum Kept {
-    Own(Box<RawMessage>),
-    Shared(Arc<RawMessage>),
-}
-
-impl Kept {
-    /// The message to share with an acknowledgement (kept shared for handlers that take
-    /// them; a copy otherwise, which no caller needs).
-    fn shared(&self) -> Arc<RawMessage> {
-        match self {
-            Kept::Shared(raw) => raw.clone(),
-            Kept::Own(raw) => Arc::new(RawMessage::clone(raw)),
-        }
-    }
-}
-
-impl std::ops::Deref for Kept {
-    type Target = RawMessage;
-
-    fn deref(&self) -> &RawMessage {
-        match self {
-            Kept::Own(raw) => raw,
-            Kept::Shared(raw) => raw,
-        }
-    }
-}
-
 /// Writes failed messages to a dead-letter topic, waiting for the broker's acknowledgement.
 struct DeadLetters {
     producer: FutureProducer,
@@ -2749,8 +2809,9 @@ mod tests {
                 key: None,
             },
         );
+        let n = LANE_TURN as i64 + 100;
         assert!(d.push(&a, queued(0, 0)), "the first lane gets a worker");
-        for o in 1..200 {
+        for o in 1..n {
             assert!(!d.push(&a, queued(0, o)));
         }
         assert!(
@@ -2763,17 +2824,64 @@ mod tests {
             order.push((q.item.partition().partition, q.item.offset()));
         }
         // Lane a's first turn, then b, then the rest of a, each lane in offset order.
-        assert_eq!(order.len(), 201);
+        assert_eq!(order.len(), n as usize + 1);
         assert_eq!(order[LANE_TURN], (1, 0));
         let a_offsets: Vec<i64> = order
             .iter()
             .filter(|(p, _)| *p == 0)
             .map(|(_, o)| *o)
             .collect();
-        assert_eq!(a_offsets, (0..200).collect::<Vec<_>>());
+        assert_eq!(a_offsets, (0..n).collect::<Vec<_>>());
         assert_eq!(d.buffered.load(AtomicOrdering::Relaxed), 0);
         // The worker ended; the next item starts a new one.
         assert!(d.push(&b, queued(1, 1)));
+    }
+
+    #[test]
+    fn a_lane_that_nobody_waits_behind_keeps_taking_whole_runs() {
+        let d = Dispatch::new(100_000, 10, 1);
+        let a = Lane {
+            tp: tp(0),
+            key: None,
+        };
+        let n = 3 * LANE_TURN as i64;
+        for o in 0..n {
+            d.push(&a, queued(0, o));
+        }
+        let (mut lane, mut turn, mut run) = (a.clone(), 0, Vec::new());
+        let mut sizes = Vec::new();
+        while d.pop_run(&mut lane, &mut turn, &mut run, LANE_TURN) {
+            sizes.push(run.len());
+            let offsets: Vec<i64> = run.drain(..).map(|q| q.item.offset()).collect();
+            assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1));
+        }
+        // Not one item at a time once its first turn is over.
+        assert_eq!(sizes, vec![LANE_TURN; 3]);
+    }
+
+    #[test]
+    fn handled_messages_buffers_go_back_to_the_poller_within_bounds() {
+        let d = Dispatch::new(10, 1, 1);
+        let mut slots = Slots::default();
+        let mut spent: Buffers = (0..(10 + DRAIN_AT_ONCE + 5))
+            .map(|_| {
+                let mut raw = Box::<RawMessage>::default();
+                raw.payload = Some(Vec::with_capacity(100));
+                raw
+            })
+            .collect();
+        let mut large = Box::<RawMessage>::default();
+        large.payload = Some(Vec::with_capacity(RECYCLE_UP_TO + 1));
+        spent.insert(0, large);
+        d.recycle(&mut spent);
+        assert!(spent.is_empty());
+        let pooled = d.recycled.lock().unwrap().len();
+        assert_eq!(pooled, 10 + DRAIN_AT_ONCE, "at most what can be buffered");
+        // The poller takes a drain's worth at a time, all of the small ones.
+        let slot = slots.next(&d);
+        assert_eq!(slot.payload.as_ref().map(Vec::capacity), Some(100));
+        assert_eq!(slots.0.len(), DRAIN_AT_ONCE - 1);
+        assert_eq!(d.recycled.lock().unwrap().len(), 10);
     }
 
     #[test]
