@@ -97,6 +97,9 @@ pub struct Codec<T> {
     /// Writer schemas that cannot be read as `T`, by id, with why: an id never changes
     /// meaning, so each message written with one fails at once, without asking the registry.
     refused: std::sync::Mutex<std::collections::HashMap<u32, String>>,
+    /// Held while a writer schema is fetched: tasks that meet the same new id at once (a
+    /// loop's lanes) ask the registry once.
+    preparing: tokio::sync::Mutex<()>,
     _model: PhantomData<fn() -> T>,
 }
 
@@ -124,6 +127,7 @@ impl<T: Model> Codec<T> {
             own_id: OnceCell::new(),
             plans: ResolutionCache::default(),
             refused: Default::default(),
+            preparing: Default::default(),
             _model: PhantomData,
         })
     }
@@ -151,6 +155,7 @@ impl<T: Avro + 'static> Codec<T> {
             own_id: OnceCell::new(),
             plans: ResolutionCache::default(),
             refused: Default::default(),
+            preparing: Default::default(),
             _model: PhantomData,
         })
     }
@@ -251,6 +256,10 @@ impl<T: Avro + 'static> Codec<T> {
     /// Fetches and compiles the plan for a writer schema id, so that
     /// [`decode_prepared`](Codec::decode_prepared) can decode its payloads synchronously.
     pub async fn prepare(&self, schema_id: u32) -> Result<()> {
+        if self.plans.get(schema_id).is_some() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.preparing.lock().await;
         if self.plans.get(schema_id).is_some() {
             return Ok(());
         }

@@ -1097,6 +1097,9 @@ impl<T: Model> Consumer<T> {
     /// Waits up to `timeout` for the next message and copies it undecoded into `into` (see
     /// [`RawMessage::refill`]), as the bytes a dead letter keeps: consumer loops decode it
     /// where it is handled. False on a timeout.
+    ///
+    /// Unlike [`consume_one`](Self::consume_one) it never stores the offset of what it handed
+    /// out, even with `enable.auto.commit`: a loop stores offsets once messages are finished.
     pub(crate) async fn consume_raw(
         &self,
         timeout: Duration,
@@ -1104,7 +1107,6 @@ impl<T: Model> Consumer<T> {
     ) -> Result<bool> {
         match self.next_message(timeout).await {
             Ok(m) => {
-                self.shared.remember(&m);
                 into.refill(&m);
                 Ok(true)
             }

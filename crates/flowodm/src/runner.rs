@@ -47,8 +47,9 @@
 //! milliseconds, not once per message. The poller only copies messages out of librdkafka; a
 //! lane decodes them where it handles them. On a multi-thread runtime the lanes are tasks of
 //! their own, so fetching, decoding and handling run side by side on the runtime's threads
-//! (the buffers of handled messages go back to the poller to be filled again, so no message
-//! costs an allocation freed on another thread). On a current-thread runtime a lane that gets
+//! (the buffers of handled messages go back to the poller to be filled again, rather than
+//! being freed on a thread other than the one that allocated them, which makes the allocator's
+//! arenas contend). On a current-thread runtime a lane that gets
 //! work first runs in the polling task and becomes a task of its own as soon as its handler
 //! has to wait, for about a millisecond per wake: there is no other thread to hand it to, and
 //! a handler that is ready at once then costs no task switch. Keep blocking calls out of async
@@ -692,12 +693,10 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         let make_worker = |lane, budget| lane_worker(ctx.clone(), dispatch.clone(), lane, budget);
         let mut spare_worker = None;
 
-        // One poll at a time, kept across iterations: a poll that has taken a message from
-        // librdkafka may still be waiting for the registry (a new writer schema), and dropping it
-        // there, because another branch of the select won, would lose that message.
-        // Messages are copied into buffers that the lane workers hand back once they are done
-        // with them (see `Dispatch::recycle`): freed on another thread, they would make the
-        // allocator's arenas contend for every message.
+        // One poll at a time, kept across iterations (it owns the buffer it fills). Messages are
+        // copied into buffers that the lane workers hand back once they are done with them (see
+        // `Dispatch::recycle`): freed on another thread, they would make the allocator's arenas
+        // contend for every message.
         let mut slots = Slots::default();
         let mut poll = Box::pin(next_poll(
             consumer.clone(),
@@ -864,8 +863,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
 /// What one drain of the poller fetched, as one run per lane, not yet handed to the lanes.
 struct Gathered {
     runs: Vec<(Lane, Vec<Queued>)>,
-    /// Emptied run buffers to fill again: records are large, and freeing buffers of a few
-    /// hundred of them costs more than handling them.
+    /// Emptied run buffers to fill again, rather than allocating one per lane and drain.
     spare: Vec<Vec<Queued>>,
     /// Index of each lane's run in `runs` (the last run is tried first).
     index: FastMap<Lane, usize>,
@@ -1057,7 +1055,7 @@ const RECYCLE_UP_TO: usize = 64 * 1024;
 const SPARE_BUFFERS: usize = 64;
 
 /// How many items a worker takes from one lane before it lets a waiting lane go first.
-const LANE_TURN: usize = DRAIN_AT_ONCE;
+const LANE_TURN: usize = 64;
 
 impl Dispatch {
     fn new(high_water: usize, low_water: usize, max_workers: usize) -> Self {
@@ -1078,9 +1076,16 @@ impl Dispatch {
     }
 
     /// Hands the buffers of handled messages back to the poller (see [`Slots`]), keeping at most
-    /// as many as can be buffered, and none that grew large; `spent` is left empty.
+    /// as many as can be buffered, and none much larger than what it held (so one large
+    /// message does not leave every buffer large) or larger than [`RECYCLE_UP_TO`]; `spent` is
+    /// left empty.
     fn recycle(&self, spent: &mut Buffers) {
-        spent.retain(|raw| raw.payload.as_ref().map_or(0, Vec::capacity) <= RECYCLE_UP_TO);
+        fn fits(bytes: &Option<Vec<u8>>) -> bool {
+            bytes.as_ref().is_none_or(|b| {
+                b.capacity() <= RECYCLE_UP_TO && b.capacity() <= (2 * b.len()).max(4096)
+            })
+        }
+        spent.retain(|raw| fits(&raw.payload) && fits(&raw.key));
         let mut pool = self.recycled.lock().expect("recycled");
         let n = spent
             .len()
@@ -1699,7 +1704,19 @@ where
                 p = self.consumer.consume_raw(left, &mut slot) => p,
             };
             match polled {
-                Ok(true) => batch.push(Item::of(std::mem::take(&mut slot), &self.counts)),
+                Ok(true) => {
+                    // A new writer schema is fetched now, not inside the transaction (a failure
+                    // is met again, and dealt with, when the message is handled).
+                    let codec = self.consumer.codec();
+                    let id = slot
+                        .payload
+                        .as_deref()
+                        .and_then(|p| crate::wire::parse(p).ok());
+                    if let Some(id) = id.map(|f| f.schema_id).filter(|id| !codec.is_prepared(*id)) {
+                        let _ = codec.prepare(id).await;
+                    }
+                    batch.push(Item::of(std::mem::take(&mut slot), &self.counts))
+                }
                 Ok(false) => break,
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(error = %e, "poll failed; retrying");
@@ -2286,7 +2303,10 @@ where
                 settled.epoch = epoch;
             }
             let offset = item.offset();
-            let processed = self.process(&item, tp, epoch, metrics, &mut settled).await;
+            let mut item = item;
+            let processed = self
+                .process(&mut item, tp, epoch, metrics, &mut settled)
+                .await;
             if let Item::Raw(raw) = item {
                 spent.push(raw);
             }
@@ -2339,23 +2359,26 @@ where
     /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop. A
     /// message whose retry is cut short by shutdown is left unfinished (not committed), so the
     /// next run handles it again.
+    ///
+    /// A message's buffer stays in `item` to be recycled, but for a handler that takes
+    /// acknowledgements, whose message moves out to be shared with them.
     async fn process(
         &self,
-        item: &Item,
+        item: &mut Item,
         tp: &TopicPartition,
         epoch: u64,
         metrics: &LoopMetrics,
         settled: &mut Settled,
     ) -> Result<Outcome> {
         let offset = item.offset();
-        let raw: &RawMessage = match item {
+        let boxed = match item {
             Item::Tombstone(_) => return Ok(Outcome::Finished),
             Item::Raw(raw) => raw,
         };
-        let record = match decode_raw(&self.consumer, raw).await {
+        let record = match decode_raw(&self.consumer, boxed).await {
             Ok(record) => record,
             Err(source) => {
-                self.fail(&Failure::undecodable(raw, &source), metrics)
+                self.fail(&Failure::undecodable(boxed, &source), metrics)
                     .await?;
                 // It may have waited for the broker: store what is finished soon.
                 settled.busy = SETTLE_AFTER;
@@ -2371,7 +2394,8 @@ where
         }
         // What the dead-letter topic needs stays here while the record moves into the handler,
         // and is shared with the acknowledgements of a handler that takes them.
-        let shared = H::ACKS.then(|| Arc::new(raw.clone()));
+        let shared = H::ACKS.then(|| Arc::new(std::mem::take(&mut **boxed)));
+        let raw: &RawMessage = shared.as_deref().unwrap_or(boxed);
         let mut attempts = 0u32;
         let mut record = Some(record);
         loop {

@@ -11,8 +11,10 @@
 //!   a hand-written consumer does), raw rdkafka decoding with flowodm's generated decoder called
 //!   by hand (the same work as flowodm's consumers, without them), flowodm's blocking and async
 //!   consumers decoding into
-//!   `OrderEvent`, and flowodm's consumer loop with a no-op handler, ordered by partition and by
-//!   key.
+//!   `OrderEvent`, raw rdkafka written as an at-least-once loop (async, decoding, storing each
+//!   handled message's offset, as rust-rdkafka's own example does), and flowodm's consumer loop
+//!   with a no-op handler, ordered by partition and by key. Each reports the CPU time of the
+//!   whole process per message; the readers on one thread also that thread's.
 //!
 //! Needs the stack (`eval "$(dev/stack up)"`). Run:
 //! `cargo bench -p food-pipeline --bench clients` (`BENCH_MESSAGES`, default 1000000;
@@ -125,6 +127,16 @@ fn report_cpu(messages: usize, since: f64) {
     let used = thread_cpu_seconds() - since;
     println!(
         "  consuming thread: {:.3} us CPU per message",
+        used * 1e6 / messages as f64
+    );
+}
+
+/// Prints the whole process's CPU time per message since `since` (a `cpu_seconds("self")`):
+/// librdkafka's threads and, for the loops, the runtime's, included.
+fn report_process_cpu(messages: usize, since: f64) {
+    let used = cpu_seconds("self") - since;
+    println!(
+        "  whole process: {:.3} us CPU per message",
         used * 1e6 / messages as f64
     );
 }
@@ -357,6 +369,7 @@ fn main() {
             };
             let start = Instant::now();
             let cpu = thread_cpu_seconds();
+            let process_cpu = cpu_seconds("self");
             let (mut count, mut acc) = (1usize, first);
             while count < n {
                 if let Some(m) = consumer.poll(Duration::from_millis(100)) {
@@ -366,6 +379,7 @@ fn main() {
             }
             assert!(acc > 0);
             report_cpu(n - 1, cpu);
+            report_process_cpu(n - 1, process_cpu);
             (n - 1) as f64 / start.elapsed().as_secs_f64()
         };
         let odm_consume = |skip_headers: bool| {
@@ -387,6 +401,7 @@ fn main() {
             };
             let start = Instant::now();
             let cpu = thread_cpu_seconds();
+            let process_cpu = cpu_seconds("self");
             let mut count = 1usize;
             let mut total = first.value.payload.total_amount.unwrap_or(0.0);
             while count < n {
@@ -399,6 +414,7 @@ fn main() {
             }
             assert!(total > 0.0);
             report_cpu(n - 1, cpu);
+            report_process_cpu(n - 1, process_cpu);
             (n - 1) as f64 / start.elapsed().as_secs_f64()
         };
         let odm_async_consume = || {
@@ -420,6 +436,7 @@ fn main() {
                     }
                 };
                 let start = Instant::now();
+                let process_cpu = cpu_seconds("self");
                 let mut count = 1usize;
                 let mut total = first.value.payload.total_amount.unwrap_or(0.0);
                 while count < n {
@@ -433,6 +450,7 @@ fn main() {
                     }
                 }
                 assert!(total > 0.0);
+                report_process_cpu(n - 1, process_cpu);
                 (n - 1) as f64 / start.elapsed().as_secs_f64()
             })
         };
@@ -478,9 +496,11 @@ fn main() {
                     consumer.store_offset_from_message(&m).unwrap();
                     count += 1;
                     // The clock starts at the first message (joining the group is not measured).
-                    start.get_or_insert_with(Instant::now);
+                    start.get_or_insert_with(|| (Instant::now(), cpu_seconds("self")));
                 }
-                (n - 1) as f64 / start.unwrap().elapsed().as_secs_f64()
+                let (start, process_cpu) = start.unwrap();
+                report_process_cpu(n - 1, process_cpu);
+                (n - 1) as f64 / start.elapsed().as_secs_f64()
             })
         };
         let odm_loop = |order_by: OrderBy| {
@@ -488,7 +508,7 @@ fn main() {
             #[derive(Default)]
             struct Progress {
                 count: AtomicU64,
-                first: std::sync::OnceLock<Instant>,
+                first: std::sync::OnceLock<(Instant, f64)>,
                 last: std::sync::OnceLock<Instant>,
                 done: CancellationToken,
             }
@@ -508,10 +528,12 @@ fn main() {
                             move |record| {
                                 let p = p.clone();
                                 async move {
-                                    p.first.get_or_init(Instant::now);
+                                    p.first
+                                        .get_or_init(|| (Instant::now(), cpu_seconds("self")));
                                     std::hint::black_box(record.value.payload.total_amount);
                                     if p.count.fetch_add(1, Ordering::Relaxed) + 1 == n as u64 {
                                         p.last.get_or_init(Instant::now);
+                                        report_process_cpu(n - 1, p.first.get().unwrap().1);
                                         p.done.cancel();
                                     }
                                     Ok::<(), HandlerError>(())
@@ -522,7 +544,10 @@ fn main() {
                 )
                 .unwrap();
             assert!(stats.processed >= n as u64);
-            let (first, last) = (progress.first.get().unwrap(), progress.last.get().unwrap());
+            let (first, last) = (
+                &progress.first.get().unwrap().0,
+                progress.last.get().unwrap(),
+            );
             (n - 1) as f64 / (*last - *first).as_secs_f64()
         };
         let mut consumers: Vec<(&str, &dyn Fn() -> f64)> = vec![];
