@@ -71,6 +71,10 @@
 //! | `flowodm.original.topic` / `.partition` / `.offset` | where it came from |
 //! | `flowodm.attempts` | how many times the handler ran |
 //!
+//! A message whose writer schema cannot be fetched because the registry is unreachable (a
+//! retriable error) is not dead-lettered: its lane waits with the same backoff, the message
+//! unfinished, until the schema comes.
+//!
 //! The dead-letter write is acknowledged before the offset moves on; if it cannot be written, the
 //! loop keeps trying and never skips the message. An [`error_handler`](LoopBuilder::error_handler)
 //! can decide otherwise per failure ([`Decision`]). A [`circuit_breaker`](LoopBuilder::circuit_breaker)
@@ -1763,6 +1767,8 @@ where
         };
         let record = match decode_raw(self.consumer, &raw).await {
             Ok(record) => record,
+            // The registry is unreachable: the batch is tried again (after a backoff).
+            Err(e) if e.is_retriable() => return Err(TxnFailure::Retry(e)),
             Err(source) => {
                 let failure = Failure::undecodable(&raw, &source);
                 let decision = self
@@ -2375,14 +2381,32 @@ where
             Item::Tombstone(_) => return Ok(Outcome::Finished),
             Item::Raw(raw) => raw,
         };
-        let record = match decode_raw(&self.consumer, boxed).await {
-            Ok(record) => record,
-            Err(source) => {
-                self.fail(&Failure::undecodable(boxed, &source), metrics)
-                    .await?;
-                // It may have waited for the broker: store what is finished soon.
-                settled.busy = SETTLE_AFTER;
-                return Ok(Outcome::Finished);
+        let mut waits = 0;
+        let record = loop {
+            match decode_raw(&self.consumer, boxed).await {
+                Ok(record) => break record,
+                // The registry is unreachable (or overloaded): the message is not at fault, so it
+                // waits, unfinished, until its writer schema can be fetched.
+                Err(e) if e.is_retriable() => {
+                    if waits == 0 {
+                        tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset, "cannot fetch the writer schema; waiting for the registry (the message stays uncommitted)");
+                    }
+                    // The earlier messages of the run need not wait for the registry.
+                    self.settle(tp, settled, metrics);
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.backoff(waits)) => {}
+                        // Unfinished: the next run reads it again.
+                        _ = self.stop.cancelled() => return Ok(Outcome::Open),
+                    }
+                    waits += 1;
+                }
+                Err(source) => {
+                    self.fail(&Failure::undecodable(boxed, &source), metrics)
+                        .await?;
+                    // It may have waited for the broker: store what is finished soon.
+                    settled.busy = SETTLE_AFTER;
+                    return Ok(Outcome::Finished);
+                }
             }
         };
         if self.semantics == Semantics::AtMostOnce {

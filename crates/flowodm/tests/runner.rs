@@ -851,6 +851,68 @@ async fn a_dropped_ack_leaves_its_message_uncommitted_for_the_next_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_registry_holds_messages_uncommitted_instead_of_dead_lettering_them() {
+    let topic = new_topic("runner-registry-down", 1).await;
+    produce(&topic, 5).await;
+    let group = unique_name("runner-registry-down-g");
+    let run = |client: Client, stop_after: Option<Duration>| {
+        let handled = Arc::new(AtomicUsize::new(0));
+        let token = CancellationToken::new();
+        let (h, t) = (handled.clone(), token.clone());
+        if let Some(after) = stop_after {
+            let t = token.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                t.cancel();
+            });
+        }
+        let fut = ConsumerLoop::<Job>::builder(&client)
+            .group(&group)
+            .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+            .retry_delay(Duration::from_millis(50))
+            .max_retry_delay(Duration::from_millis(200))
+            .run(
+                move |_record| {
+                    let (h, t) = (h.clone(), t.clone());
+                    async move {
+                        if h.fetch_add(1, Ordering::Relaxed) + 1 == 5 {
+                            t.cancel();
+                        }
+                        Ok::<(), HandlerError>(())
+                    }
+                },
+                token,
+            );
+        async move {
+            let stats = tokio::time::timeout(Duration::from_secs(60), fut)
+                .await
+                .expect("the loop finishes")
+                .unwrap();
+            (stats, handled.load(Ordering::Relaxed))
+        }
+    };
+    // Nothing listens on port 1: every fetch of the writer schema fails to connect.
+    let down = Client::new(
+        KafkaConfig::new(bootstrap_servers()),
+        SchemaRegistryClient::new("http://127.0.0.1:1").unwrap(),
+    );
+    let (stats, handled) = run(down, Some(Duration::from_secs(3))).await;
+    assert_eq!(
+        (handled, stats.processed, stats.failed, stats.dead_lettered),
+        (0, 0, 0, 0),
+        "nothing handled, failed or dead-lettered while the registry was away"
+    );
+    assert_eq!(
+        committed(&group, &topic).await.get(&0).copied().flatten(),
+        None
+    );
+    // The registry is back: the next run handles every message.
+    let (stats, handled) = run(client(), None).await;
+    assert_eq!((handled, stats.processed, stats.dead_lettered), (5, 5, 0));
+    assert_eq!(committed(&group, &topic).await[&0], Some(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profiles_that_auto_commit_still_commit_only_finished_messages() {
     // `RealTime` and `HighThroughput` turn on `enable.auto.commit`, with which a plain consumer
     // stores each message it handed out and librdkafka commits what is stored on its own
