@@ -259,14 +259,23 @@ impl<T: Avro + 'static> Codec<T> {
         if self.plans.get(schema_id).is_some() {
             return Ok(());
         }
+        let refused = |codec: &Self| {
+            codec
+                .refused_lock()
+                .get(&schema_id)
+                .map(|message| Error::Schema {
+                    message: message.clone(),
+                })
+        };
+        if let Some(e) = refused(self) {
+            return Err(e);
+        }
         let _one_at_a_time = self.preparing.lock().await;
         if self.plans.get(schema_id).is_some() {
             return Ok(());
         }
-        if let Some(message) = self.refused_lock().get(&schema_id) {
-            return Err(Error::Schema {
-                message: message.clone(),
-            });
+        if let Some(e) = refused(self) {
+            return Err(e);
         }
         let writer = match self.registry.schema(schema_id).await {
             Ok(w) => w,

@@ -72,8 +72,9 @@
 //! | `flowodm.attempts` | how many times the handler ran |
 //!
 //! A message whose writer schema cannot be fetched because the registry is unreachable (a
-//! retriable error) is not dead-lettered: its lane waits with the same backoff, the message
-//! unfinished, until the schema comes.
+//! retriable error) is not dead-lettered: its lane waits with the same backoff (asking again at
+//! least once a second), the message unfinished, until the schema comes, shutdown begins or
+//! the partition is revoked.
 //!
 //! The dead-letter write is acknowledged before the offset moves on; if it cannot be written, the
 //! loop keeps trying and never skips the message. An [`error_handler`](LoopBuilder::error_handler)
@@ -1717,7 +1718,10 @@ where
                         .as_deref()
                         .and_then(|p| crate::wire::parse(p).ok());
                     if let Some(id) = id.map(|f| f.schema_id).filter(|id| !codec.is_prepared(*id)) {
-                        let _ = codec.prepare(id).await;
+                        tokio::select! {
+                            _ = codec.prepare(id) => {}
+                            _ = self.stop.cancelled() => return Ok(Vec::new()),
+                        }
                     }
                     batch.push(Item::of(std::mem::take(&mut slot), &self.counts))
                 }
@@ -2230,6 +2234,13 @@ impl<T, H> TaskCtx<T, H> {
         self.stopping.load(AtomicOrdering::Acquire)
     }
 
+    /// Shutdown cut a message short: it stays unfinished, and no other starts (the flag may
+    /// not be set yet when the token is).
+    fn stopped(&self) -> Outcome {
+        self.stopping.store(true, AtomicOrdering::Release);
+        Outcome::Open
+    }
+
     /// Stops the loop.
     fn cancel(&self) {
         self.stopping.store(true, AtomicOrdering::Release);
@@ -2259,6 +2270,10 @@ struct Settled {
     /// clock is read for the handler metric anyway.
     busy: Duration,
 }
+
+/// The longest a lane waits before asking an unreachable registry again (and checking that
+/// its partition is still assigned).
+const REGISTRY_RECHECK: Duration = Duration::from_secs(1);
 
 /// How much handling time a finished offset may wait in a run before it is stored.
 const SETTLE_AFTER: Duration = Duration::from_millis(5);
@@ -2363,8 +2378,9 @@ where
     }
 
     /// Handles one item to the end: handled, dead-lettered, skipped; `Err` stops the loop. A
-    /// message whose retry is cut short by shutdown is left unfinished (not committed), so the
-    /// next run handles it again.
+    /// message whose retry, or wait for an unreachable registry, is cut short by shutdown (or,
+    /// for the registry, by its partition's revocation) is left unfinished (not committed), so
+    /// the next reader handles it again.
     ///
     /// A message's buffer stays in `item` to be recycled, but for a handler that takes
     /// acknowledgements, whose message moves out to be shared with them.
@@ -2383,20 +2399,31 @@ where
         };
         let mut waits = 0;
         let record = loop {
-            match decode_raw(&self.consumer, boxed).await {
+            // Decoding is ready at once but for a new writer schema, whose fetch shutdown cuts
+            // short (the message stays unfinished: the next run reads it again).
+            let decoded = tokio::select! {
+                biased;
+                decoded = decode_raw(&self.consumer, boxed) => decoded,
+                _ = self.stop.cancelled() => return Ok(self.stopped()),
+            };
+            match decoded {
                 Ok(record) => break record,
                 // The registry is unreachable (or overloaded): the message is not at fault, so it
                 // waits, unfinished, until its writer schema can be fetched.
                 Err(e) if e.is_retriable() => {
-                    if waits == 0 {
-                        tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset, "cannot fetch the writer schema; waiting for the registry (the message stays uncommitted)");
+                    if waits % 60 == 0 {
+                        tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset, waits, "cannot fetch the writer schema; waiting for the registry (the message stays uncommitted)");
                     }
                     // The earlier messages of the run need not wait for the registry.
                     self.settle(tp, settled, metrics);
                     tokio::select! {
-                        _ = tokio::time::sleep(self.backoff(waits)) => {}
-                        // Unfinished: the next run reads it again.
-                        _ = self.stop.cancelled() => return Ok(Outcome::Open),
+                        _ = tokio::time::sleep(self.backoff(waits).min(REGISTRY_RECHECK)) => {}
+                        _ = self.stop.cancelled() => return Ok(self.stopped()),
+                    }
+                    if !self.state.is_current(tp, epoch) {
+                        // Revoked meanwhile: its new owner reads it; the revocation need not
+                        // wait for the registry.
+                        return Ok(Outcome::Open);
                     }
                     waits += 1;
                 }
@@ -2436,7 +2463,7 @@ where
             }
             let Some(probe) = self.gate.pass(&self.stop).await else {
                 // Shut down while waiting for the rate limit or an open circuit: unfinished.
-                return Ok(Outcome::Open);
+                return Ok(self.stopped());
             };
             // With an Ack, a permit bounds the handled-but-unacknowledged messages; without
             // one, each lane worker runs one call at a time and the workers are capped.
@@ -2500,7 +2527,7 @@ where
                         offset,
                         "shutting down: a message waiting for a retry is left uncommitted"
                     );
-                    return Ok(Outcome::Open);
+                    return Ok(self.stopped());
                 }
                 Decision::Retry => {
                     metrics.retried.increment(1);
@@ -2513,7 +2540,7 @@ where
                     tokio::select! {
                         _ = tokio::time::sleep(self.backoff(attempts - 1)) => {}
                         // Shutdown does not wait out a backoff; the message stays uncommitted.
-                        _ = self.stop.cancelled() => return Ok(Outcome::Open),
+                        _ = self.stop.cancelled() => return Ok(self.stopped()),
                     }
                     continue;
                 }

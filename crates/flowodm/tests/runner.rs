@@ -850,19 +850,52 @@ async fn a_dropped_ack_leaves_its_message_uncommitted_for_the_next_run() {
     assert_eq!(committed(&group, &topic).await[&0], Some(20));
 }
 
+/// A registry that answers every request with 503 Service Unavailable, counting the requests.
+async fn unavailable_registry() -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = Arc::new(AtomicUsize::new(0));
+    let a = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let a = a.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                a.fetch_add(1, Ordering::SeqCst);
+                let _ = socket
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (url, asked)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_registry_holds_messages_uncommitted_instead_of_dead_lettering_them() {
+async fn an_unavailable_registry_holds_messages_uncommitted_instead_of_dead_lettering_them() {
     let topic = new_topic("runner-registry-down", 1).await;
     produce(&topic, 5).await;
     let group = unique_name("runner-registry-down-g");
-    let run = |client: Client, stop_after: Option<Duration>| {
+    let run = |client: Client, stop_when_asked: Option<(Arc<AtomicUsize>, usize)>| {
         let handled = Arc::new(AtomicUsize::new(0));
         let token = CancellationToken::new();
         let (h, t) = (handled.clone(), token.clone());
-        if let Some(after) = stop_after {
+        if let Some((asked, times)) = stop_when_asked {
             let t = token.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(after).await;
+                let give_up = tokio::time::Instant::now() + Duration::from_secs(15);
+                while asked.load(Ordering::SeqCst) < times && tokio::time::Instant::now() < give_up
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
                 t.cancel();
             });
         }
@@ -891,16 +924,24 @@ async fn an_unreachable_registry_holds_messages_uncommitted_instead_of_dead_lett
             (stats, handled.load(Ordering::Relaxed))
         }
     };
-    // Nothing listens on port 1: every fetch of the writer schema fails to connect.
-    let down = Client::new(
-        KafkaConfig::new(bootstrap_servers()),
-        SchemaRegistryClient::new("http://127.0.0.1:1").unwrap(),
-    );
-    let (stats, handled) = run(down, Some(Duration::from_secs(3))).await;
+    // One request per fetch (the client itself does not retry), so the registry being asked
+    // six times means the first message's schema was fetched six times: once, then after each
+    // wait.
+    let (url, asked) = unavailable_registry().await;
+    let registry = SchemaRegistryClient::builder(url)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let down = Client::new(KafkaConfig::new(bootstrap_servers()), registry);
+    let (stats, handled) = run(down, Some((asked.clone(), 6))).await;
     assert_eq!(
         (handled, stats.processed, stats.failed, stats.dead_lettered),
         (0, 0, 0, 0),
         "nothing handled, failed or dead-lettered while the registry was away"
+    );
+    assert!(
+        asked.load(Ordering::SeqCst) >= 6,
+        "the fetch was tried again"
     );
     assert_eq!(
         committed(&group, &topic).await.get(&0).copied().flatten(),
@@ -910,6 +951,83 @@ async fn an_unreachable_registry_holds_messages_uncommitted_instead_of_dead_lett
     let (stats, handled) = run(client(), None).await;
     assert_eq!((handled, stats.processed, stats.dead_lettered), (5, 5, 0));
     assert_eq!(committed(&group, &topic).await[&0], Some(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_waiting_for_the_registry_does_not_hold_up_a_rebalance() {
+    // Instance A cannot reach the registry, so its lanes wait. Instance B joins: A's partitions
+    // are revoked, and the revocation must not wait for A's registry (up to A's 60 s shutdown
+    // timeout) before B gets partitions to handle.
+    let topic = new_topic("runner-registry-rebalance", 2).await;
+    produce(&topic, 20).await;
+    let group = unique_name("runner-registry-rebalance-g");
+    let (url, asked) = unavailable_registry().await;
+    let registry = SchemaRegistryClient::builder(url)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let down = Client::new(KafkaConfig::new(bootstrap_servers()), registry);
+    let stop_a = CancellationToken::new();
+    let a = tokio::spawn(
+        ConsumerLoop::<Job>::builder(&down)
+            .group(&group)
+            .consumer(|c| {
+                c.topics([&topic])
+                    .set("auto.offset.reset", "earliest")
+                    // Learns of B's joining within half a second.
+                    .set("heartbeat.interval.ms", "500")
+            })
+            .shutdown_timeout(Duration::from_secs(60))
+            .run(
+                |_record| async { Ok::<(), HandlerError>(()) },
+                stop_a.clone(),
+            ),
+    );
+    while asked.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let joined = std::time::Instant::now();
+    let stop_b = CancellationToken::new();
+    let handled_by_b = Arc::new(AtomicUsize::new(0));
+    let (h, t) = (handled_by_b.clone(), stop_b.clone());
+    let b = tokio::spawn(
+        ConsumerLoop::<Job>::builder(&client())
+            .group(&group)
+            .consumer(|c| {
+                c.topics([&topic])
+                    .set("auto.offset.reset", "earliest")
+                    .set("heartbeat.interval.ms", "500")
+            })
+            .run(
+                move |_record| {
+                    let (h, t) = (h.clone(), t.clone());
+                    async move {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        t.cancel();
+                        Ok::<(), HandlerError>(())
+                    }
+                },
+                stop_b.clone(),
+            ),
+    );
+    let b_stats = tokio::time::timeout(Duration::from_secs(50), b)
+        .await
+        .expect("B handles a message before A's shutdown timeout would have passed")
+        .unwrap()
+        .unwrap();
+    assert!(b_stats.processed >= 1);
+    assert!(
+        joined.elapsed() < Duration::from_secs(30),
+        "B waited {:?} for a partition",
+        joined.elapsed()
+    );
+    stop_a.cancel();
+    let a_stats = tokio::time::timeout(Duration::from_secs(30), a)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((a_stats.processed, a_stats.dead_lettered), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
