@@ -1885,15 +1885,44 @@ fn backoff(first: Duration, max: Duration, attempt: u32) -> Duration {
 /// A record decoded from a message's bytes (fetching its writer schema the first time), with
 /// its own copy of the metadata: the bytes stay for a retry or the dead-letter topic.
 async fn decode_raw<T: Model>(consumer: &Consumer<T>, raw: &RawMessage) -> Result<Record<T>> {
-    let payload = raw
-        .payload
+    if let Some(decoded) = decode_known(consumer, raw) {
+        return decoded;
+    }
+    consumer.codec().prepare(schema_id_of(raw)?).await?;
+    decode_known(consumer, raw).unwrap_or(Err(Error::UnknownSchema {
+        id: schema_id_of(raw)?,
+    }))
+}
+
+/// [`decode_raw`] without waiting: `None` when the writer schema has to be fetched first.
+fn decode_known<T: Model>(consumer: &Consumer<T>, raw: &RawMessage) -> Option<Result<Record<T>>> {
+    let payload = match payload_of(raw) {
+        Ok(payload) => payload,
+        Err(e) => return Some(Err(e)),
+    };
+    let value = match consumer.codec().decode_prepared(payload) {
+        Err(Error::UnknownSchema { .. }) => return None,
+        Err(e) => return Some(Err(e)),
+        Ok(value) => value,
+    };
+    Some(schema_id_of(raw).map(|schema_id| record_of(value, raw, schema_id)))
+}
+
+fn payload_of(raw: &RawMessage) -> Result<&[u8]> {
+    raw.payload
         .as_deref()
         .ok_or_else(|| Error::Deserialization {
             message: "the record kept no payload".into(),
-        })?;
-    let value = consumer.codec().decode(payload).await?;
-    let schema_id = crate::wire::parse(payload)?.schema_id;
-    Ok(Record {
+        })
+}
+
+fn schema_id_of(raw: &RawMessage) -> Result<u32> {
+    Ok(crate::wire::parse(payload_of(raw)?)?.schema_id)
+}
+
+/// A record of `value` with its own copy of the message's metadata.
+fn record_of<T>(value: T, raw: &RawMessage, schema_id: u32) -> Record<T> {
+    Record {
         value,
         key: raw.key.clone(),
         headers: raw.headers.clone(),
@@ -1903,7 +1932,7 @@ async fn decode_raw<T: Model>(consumer: &Consumer<T>, raw: &RawMessage) -> Resul
         timestamp: raw.timestamp,
         schema_id,
         payload: None,
-    })
+    }
 }
 
 /// One unit of work.
@@ -2401,10 +2430,12 @@ where
         let record = loop {
             // Decoding is ready at once but for a new writer schema, whose fetch shutdown cuts
             // short (the message stays unfinished: the next run reads it again).
-            let decoded = tokio::select! {
-                biased;
-                decoded = decode_raw(&self.consumer, boxed) => decoded,
-                _ = self.stop.cancelled() => return Ok(self.stopped()),
+            let decoded = match decode_known(&self.consumer, boxed) {
+                Some(decoded) => decoded,
+                None => tokio::select! {
+                    decoded = decode_raw(&self.consumer, boxed) => decoded,
+                    _ = self.stop.cancelled() => return Ok(self.stopped()),
+                },
             };
             match decoded {
                 Ok(record) => break record,
