@@ -850,6 +850,24 @@ async fn a_dropped_ack_leaves_its_message_uncommitted_for_the_next_run() {
     assert_eq!(committed(&group, &topic).await[&0], Some(20));
 }
 
+/// A no-op handler that counts its calls in `count` and cancels `token` at the `stop_at`-th.
+fn count_then_stop(
+    count: &Arc<AtomicUsize>,
+    stop_at: usize,
+    token: &CancellationToken,
+) -> impl Fn(flowodm::consumer::Record<Job>) -> std::future::Ready<Result<(), HandlerError>>
+       + Send
+       + Sync
+       + 'static {
+    let (c, t) = (count.clone(), token.clone());
+    move |_record| {
+        if c.fetch_add(1, Ordering::SeqCst) + 1 == stop_at {
+            t.cancel();
+        }
+        std::future::ready(Ok(()))
+    }
+}
+
 /// A registry that answers every request with 503 Service Unavailable, counting the requests.
 async fn unavailable_registry() -> (String, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -885,9 +903,9 @@ async fn an_unavailable_registry_holds_messages_uncommitted_instead_of_dead_lett
     produce(&topic, 5).await;
     let group = unique_name("runner-registry-down-g");
     let run = |client: Client, stop_when_asked: Option<(Arc<AtomicUsize>, usize)>| {
-        let handled = Arc::new(AtomicUsize::new(0));
         let token = CancellationToken::new();
-        let (h, t) = (handled.clone(), token.clone());
+        let handled = Arc::new(AtomicUsize::new(0));
+        let handler = count_then_stop(&handled, 5, &token);
         if let Some((asked, times)) = stop_when_asked {
             let t = token.clone();
             tokio::spawn(async move {
@@ -904,18 +922,7 @@ async fn an_unavailable_registry_holds_messages_uncommitted_instead_of_dead_lett
             .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
             .retry_delay(Duration::from_millis(50))
             .max_retry_delay(Duration::from_millis(200))
-            .run(
-                move |_record| {
-                    let (h, t) = (h.clone(), t.clone());
-                    async move {
-                        if h.fetch_add(1, Ordering::Relaxed) + 1 == 5 {
-                            t.cancel();
-                        }
-                        Ok::<(), HandlerError>(())
-                    }
-                },
-                token,
-            );
+            .run(handler, token);
         async move {
             let stats = tokio::time::timeout(Duration::from_secs(60), fut)
                 .await
@@ -988,8 +995,7 @@ async fn a_lane_waiting_for_the_registry_does_not_hold_up_a_rebalance() {
     }
     let joined = std::time::Instant::now();
     let stop_b = CancellationToken::new();
-    let handled_by_b = Arc::new(AtomicUsize::new(0));
-    let (h, t) = (handled_by_b.clone(), stop_b.clone());
+    let handler = count_then_stop(&Arc::default(), 1, &stop_b);
     let b = tokio::spawn(
         ConsumerLoop::<Job>::builder(&client())
             .group(&group)
@@ -998,17 +1004,7 @@ async fn a_lane_waiting_for_the_registry_does_not_hold_up_a_rebalance() {
                     .set("auto.offset.reset", "earliest")
                     .set("heartbeat.interval.ms", "500")
             })
-            .run(
-                move |_record| {
-                    let (h, t) = (h.clone(), t.clone());
-                    async move {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        t.cancel();
-                        Ok::<(), HandlerError>(())
-                    }
-                },
-                stop_b.clone(),
-            ),
+            .run(handler, stop_b.clone()),
     );
     let b_stats = tokio::time::timeout(Duration::from_secs(50), b)
         .await
