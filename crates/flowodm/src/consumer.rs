@@ -115,13 +115,7 @@ impl RawMessage {
         refill_bytes(&mut self.key, m.key());
         refill_bytes(&mut self.payload, m.payload());
         self.headers.clear();
-        if let Some(headers) = m.headers() {
-            self.headers.extend(
-                headers
-                    .iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))),
-            );
-        }
+        self.headers.extend(header_pairs(m));
         self.timestamp = m.timestamp().to_millis();
     }
 }
@@ -137,13 +131,17 @@ fn refill_bytes(slot: &mut Option<Vec<u8>>, bytes: Option<&[u8]>) {
 }
 
 fn headers_of(m: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)> {
+    header_pairs(m).collect()
+}
+
+/// A message's headers as (key, value) pairs, copied.
+fn header_pairs<'m>(
+    m: &'m BorrowedMessage<'_>,
+) -> impl Iterator<Item = (String, Option<Vec<u8>>)> + 'm {
     m.headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|h| h.iter())
+        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
 }
 
 /// A decoded message with where it came from.

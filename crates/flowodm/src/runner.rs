@@ -1888,10 +1888,8 @@ async fn decode_raw<T: Model>(consumer: &Consumer<T>, raw: &RawMessage) -> Resul
     if let Some(decoded) = decode_known(consumer, raw) {
         return decoded;
     }
-    consumer.codec().prepare(schema_id_of(raw)?).await?;
-    decode_known(consumer, raw).unwrap_or(Err(Error::UnknownSchema {
-        id: schema_id_of(raw)?,
-    }))
+    let value = consumer.codec().decode(payload_of(raw)?).await?;
+    Ok(record_of(value, raw, schema_id_of(raw)?))
 }
 
 /// [`decode_raw`] without waiting: `None` when the writer schema has to be fetched first.

@@ -343,13 +343,18 @@ fn main() {
         // The topic now holds 3n messages.
         // Each consumer reads the first `n` messages with its own group, from the beginning;
         // the clock starts at its first message (joining the group is not measured).
-        let raw_consume = |decode: RawDecode| {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-                .set("group.id", format!("{topic}-raw-{decode:?}"))
+        // A raw rdkafka reader of the topic, in its own group, from the beginning.
+        let raw_config = |group: String| {
+            let mut c = ClientConfig::new();
+            c.set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
+                .set("group.id", group)
                 .set("auto.offset.reset", "earliest")
+                .set("fetch.queue.backoff.ms", "20");
+            c
+        };
+        let raw_consume = |decode: RawDecode| {
+            let consumer: BaseConsumer = raw_config(format!("{topic}-raw-{decode:?}"))
                 .set("enable.auto.commit", "false")
-                .set("fetch.queue.backoff.ms", "20")
                 .create()
                 .unwrap();
             consumer.subscribe(&[&topic]).unwrap();
@@ -478,13 +483,9 @@ fn main() {
         let raw_at_least_once = || {
             rt.block_on(async {
                 use rdkafka::consumer::StreamConsumer;
-                let consumer: StreamConsumer = ClientConfig::new()
-                    .set("bootstrap.servers", env("KAFKA_BOOTSTRAP_SERVERS"))
-                    .set("group.id", format!("{topic}-raw-at-least-once"))
-                    .set("auto.offset.reset", "earliest")
+                let consumer: StreamConsumer = raw_config(format!("{topic}-raw-at-least-once"))
                     .set("enable.auto.commit", "true")
                     .set("enable.auto.offset.store", "false")
-                    .set("fetch.queue.backoff.ms", "20")
                     .create()
                     .unwrap();
                 consumer.subscribe(&[&topic]).unwrap();
