@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use flowodm::codec::{Codec, CodecConfig};
-use flowodm::registry::{SchemaRegistryClient, SubjectNameStrategy};
+use flowodm::registry::{Schema, SchemaRegistryClient, SchemaType, SubjectNameStrategy};
 use flowodm::{Avro, Error, Model};
 use flowodm_test::{new_topic, plaintext_config, registry_url, unique_name};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -188,6 +188,38 @@ async fn a_writer_schema_the_model_cannot_read_is_a_schema_error_every_time() {
     assert!(!first.is_retriable());
     let again = codec.decode(&payload).await.unwrap_err();
     assert_eq!(again.to_string(), first.to_string());
+}
+
+/// A payload whose writer schema is JSON Schema (or Protobuf) is refused as a schema error that
+/// names the schema's language, never decoded as if it were Avro.
+#[tokio::test]
+async fn a_writer_schema_that_is_not_avro_is_a_schema_error_naming_its_language() {
+    let registry = registry();
+    let subject = unique_name("codec-json-writer") + "-value";
+    let json = Schema::new(
+        SchemaType::Json,
+        r#"{"type":"object","properties":{"v":{"type":"integer"}}}"#,
+    );
+    let id = registry
+        .register_schema(&subject, &json, false)
+        .await
+        .unwrap();
+    let mut payload = Vec::new();
+    flowodm::wire::write_header(&mut payload, id);
+    // Also a valid Avro datum of `Reading` (id "x", 0.0 °C, sensor "s"): only the refusal fails it.
+    payload.extend_from_slice(&[2, b'x', 0, 0, 0, 0, 2, b's']);
+    let codec = Codec::<v1::Reading>::new(registry).unwrap();
+    let err = codec.decode(&payload).await.unwrap_err();
+    assert!(matches!(err, Error::Schema { .. }), "{err:?}");
+    assert!(!err.is_retriable());
+    assert!(
+        err.to_string()
+            .contains(&format!("writer schema {id} is a JSON schema, not Avro")),
+        "{err}"
+    );
+    assert!(!codec.is_prepared(id));
+    let again = codec.decode(&payload).await.unwrap_err();
+    assert_eq!(again.to_string(), err.to_string());
 }
 
 #[derive(Model, Debug, Clone, PartialEq)]
