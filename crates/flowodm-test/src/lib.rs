@@ -5,6 +5,7 @@
 //! how to start the stack; it never passes by skipping.
 
 pub mod interop;
+pub mod recorder;
 
 use std::time::Duration;
 

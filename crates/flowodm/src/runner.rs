@@ -74,7 +74,7 @@
 //! A message whose writer schema cannot be fetched because the registry is unreachable (a
 //! retriable error) is not dead-lettered: its lane waits with the same backoff (asking again at
 //! least once a second), the message unfinished, until the schema comes, shutdown begins or
-//! the partition is revoked.
+//! the partition is revoked. Each wait counts in [`LoopStats::registry_waits`].
 //!
 //! The dead-letter write is acknowledged before the offset moves on; if it cannot be written, the
 //! loop keeps trying and never skips the message. An [`error_handler`](LoopBuilder::error_handler)
@@ -102,8 +102,8 @@
 //!
 //! Through the `metrics` facade, labelled by `topic`: `flowodm_loop_processed_total`,
 //! `flowodm_loop_failed_total`, `flowodm_loop_retried_total`, `flowodm_loop_dead_lettered_total`,
-//! `flowodm_loop_tombstones_total`, `flowodm_loop_circuit_opened_total` (counters) and
-//! `flowodm_loop_handler_seconds` (histogram).
+//! `flowodm_loop_tombstones_total`, `flowodm_loop_circuit_opened_total`,
+//! `flowodm_loop_registry_waits_total` (counters) and `flowodm_loop_handler_seconds` (histogram).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
@@ -250,6 +250,9 @@ pub struct LoopStats {
     pub dead_lettered: u64,
     /// Tombstones passed over.
     pub tombstones: u64,
+    /// Waits for an unreachable registry: tries to fetch a message's writer schema that failed
+    /// and were followed by a wait (for the exactly-once loop, batches aborted for it).
+    pub registry_waits: u64,
 }
 
 /// A consumer loop over the model `T`; see the [module docs](self).
@@ -1272,6 +1275,7 @@ struct LoopMetrics {
     failed: metrics::Counter,
     retried: metrics::Counter,
     dead_lettered: metrics::Counter,
+    registry_waits: metrics::Counter,
     handler_seconds: metrics::Histogram,
 }
 
@@ -1284,6 +1288,7 @@ impl LoopMetrics {
             failed: metrics::counter!("flowodm_loop_failed_total", "topic" => t.clone()),
             retried: metrics::counter!("flowodm_loop_retried_total", "topic" => t.clone()),
             dead_lettered: metrics::counter!("flowodm_loop_dead_lettered_total", "topic" => t.clone()),
+            registry_waits: metrics::counter!("flowodm_loop_registry_waits_total", "topic" => t.clone()),
             handler_seconds: metrics::histogram!("flowodm_loop_handler_seconds", "topic" => t),
         }
     }
@@ -1297,6 +1302,7 @@ struct Counts {
     retried: AtomicU64,
     dead_lettered: AtomicU64,
     tombstones: AtomicU64,
+    registry_waits: AtomicU64,
 }
 
 impl Counts {
@@ -1308,6 +1314,7 @@ impl Counts {
             retried: get(&self.retried),
             dead_lettered: get(&self.dead_lettered),
             tombstones: get(&self.tombstones),
+            registry_waits: get(&self.registry_waits),
         }
     }
 }
@@ -1609,49 +1616,60 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         };
         let batch_max = consumer.batch_size().max(1);
         let mut failed_batches = 0u32;
+        let mut registry_waits = 0u32;
         while !txn.stop.is_cancelled() {
-            let batch = match txn.collect(batch_max, self.poll_timeout).await {
-                Ok(b) if b.is_empty() => continue,
-                Ok(b) => b,
-                Err(e) => return Err(e),
-            };
-            // Where each partition of the batch starts, to read it again after an abort.
-            let mut starts: HashMap<TopicPartition, i64> = HashMap::new();
-            let mut next: HashMap<TopicPartition, i64> = HashMap::new();
-            for item in &batch {
-                let o = item.offset();
-                starts.entry(item.partition()).or_insert(o);
-                next.insert(item.partition(), o + 1);
-            }
-            match txn.transact(batch, next).await {
-                Ok(()) => failed_batches = 0,
-                Err(TxnFailure::Stop(e)) => {
-                    let _ = producer.abort_transaction(TXN_TIMEOUT).await;
-                    return Err(e);
+            let Collected { batch, unreachable } =
+                txn.collect(batch_max, self.poll_timeout).await?;
+            if !batch.is_empty() {
+                // Where each partition of the batch starts, to read it again after an abort.
+                let mut starts: HashMap<TopicPartition, i64> = HashMap::new();
+                let mut next: HashMap<TopicPartition, i64> = HashMap::new();
+                for item in &batch {
+                    let o = item.offset();
+                    starts.entry(item.partition()).or_insert(o);
+                    next.insert(item.partition(), o + 1);
                 }
-                Err(TxnFailure::Retry(e)) => {
-                    tracing::warn!(error = %e, "transaction failed; aborting and retrying the batch");
-                    producer.abort_transaction(TXN_TIMEOUT).await?;
-                    for (tp, offset) in &starts {
-                        if let Err(e) =
-                            consumer.seek(tp, rdkafka::Offset::Offset(*offset), TXN_TIMEOUT)
-                        {
-                            // Not ours any more: its new owner reads from the committed offset.
-                            tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, "rewinding after an abort failed");
-                        }
+                match txn.transact(batch, next).await {
+                    Ok(()) => failed_batches = 0,
+                    Err(TxnFailure::Stop(e)) => {
+                        let _ = producer.abort_transaction(TXN_TIMEOUT).await;
+                        return Err(e);
                     }
-                    tokio::time::sleep(backoff(
-                        self.retry_delay,
-                        self.max_retry_delay,
-                        failed_batches,
-                    ))
-                    .await;
-                    failed_batches += 1;
+                    Err(TxnFailure::Retry(e)) => {
+                        tracing::warn!(error = %e, "transaction failed; aborting and retrying the batch");
+                        producer.abort_transaction(TXN_TIMEOUT).await?;
+                        for (tp, offset) in &starts {
+                            txn.rewind(tp, *offset);
+                        }
+                        tokio::time::sleep(backoff(
+                            self.retry_delay,
+                            self.max_retry_delay,
+                            failed_batches,
+                        ))
+                        .await;
+                        failed_batches += 1;
+                    }
                 }
+            }
+            if let Some((topic, e)) = unreachable {
+                // The batch ended before a message whose writer schema could not be fetched:
+                // the message is read again after a wait, and its schema asked for again, once.
+                txn.wait_for_registry(&topic, &e, registry_waits).await;
+                registry_waits += 1;
+            } else {
+                registry_waits = 0;
             }
         }
         Ok(txn.counts.snapshot())
     }
+}
+
+/// What [`Txn::collect`] gathered for one transaction.
+struct Collected {
+    batch: Vec<Item>,
+    /// The registry could not be reached for the writer schema of the message after the batch
+    /// (the consumer is rewound to that message): its topic, and the error.
+    unreachable: Option<(String, Error)>,
 }
 
 /// Why a transaction did not commit.
@@ -1693,10 +1711,15 @@ where
             .clone()
     }
 
-    /// Up to `max` items, within `window`; empty when shutting down.
-    async fn collect(&self, max: usize, window: Duration) -> Result<Vec<Item>> {
+    /// Up to `max` items, within `window`; empty when shutting down. A batch ends before a
+    /// message whose new writer schema cannot be fetched because the registry is unreachable.
+    async fn collect(&self, max: usize, window: Duration) -> Result<Collected> {
         let deadline = Instant::now() + window;
         let mut batch = Vec::new();
+        let stopped = || Collected {
+            batch: Vec::new(),
+            unreachable: None,
+        };
         let mut slot = Box::<RawMessage>::default();
         while batch.len() < max {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -1705,22 +1728,36 @@ where
             }
             let polled = tokio::select! {
                 // Nothing of an unfinished batch is committed: the next run reads it again.
-                _ = self.stop.cancelled() => return Ok(Vec::new()),
+                _ = self.stop.cancelled() => return Ok(stopped()),
                 p = self.consumer.consume_raw(left, &mut slot) => p,
             };
             match polled {
                 Ok(true) => {
-                    // A new writer schema is fetched now, not inside the transaction (a failure
-                    // is met again, and dealt with, when the message is handled).
+                    // A new writer schema is fetched now, not inside the transaction. Any other
+                    // failure is met again, and dealt with, when the message is handled.
                     let codec = self.consumer.codec();
                     let id = slot
                         .payload
                         .as_deref()
                         .and_then(|p| crate::wire::parse(p).ok());
                     if let Some(id) = id.map(|f| f.schema_id).filter(|id| !codec.is_prepared(*id)) {
-                        tokio::select! {
-                            _ = codec.prepare(id) => {}
-                            _ = self.stop.cancelled() => return Ok(Vec::new()),
+                        let prepared = tokio::select! {
+                            prepared = codec.prepare(id) => prepared,
+                            _ = self.stop.cancelled() => return Ok(stopped()),
+                        };
+                        match prepared {
+                            Err(e) if e.is_retriable() => {
+                                let tp = TopicPartition {
+                                    topic: slot.topic.clone(),
+                                    partition: slot.partition,
+                                };
+                                self.rewind(&tp, slot.offset);
+                                return Ok(Collected {
+                                    batch,
+                                    unreachable: Some((tp.topic, e)),
+                                });
+                            }
+                            _ => {}
                         }
                     }
                     batch.push(Item::of(std::mem::take(&mut slot), &self.counts))
@@ -1733,7 +1770,38 @@ where
                 Err(e) => return Err(e),
             }
         }
-        Ok(batch)
+        Ok(Collected {
+            batch,
+            unreachable: None,
+        })
+    }
+
+    /// Moves the consumer's position in `tp` back to `offset`, to read from there again.
+    fn rewind(&self, tp: &TopicPartition, offset: i64) {
+        if let Err(e) = self
+            .consumer
+            .seek(tp, rdkafka::Offset::Offset(offset), TXN_TIMEOUT)
+        {
+            // Not ours any more: its new owner reads from the committed offset.
+            tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, "rewinding failed");
+        }
+    }
+
+    /// Waits before asking an unreachable registry again for a message of `topic` (`waits`
+    /// earlier waits in a row), counting the wait; shutdown ends it.
+    async fn wait_for_registry(&self, topic: &str, error: &Error, waits: u32) {
+        self.counts
+            .registry_waits
+            .fetch_add(1, AtomicOrdering::Relaxed);
+        self.metrics(topic).registry_waits.increment(1);
+        if waits % 60 == 0 {
+            tracing::warn!(error = %error, waits, "cannot fetch a writer schema; waiting for the registry (the message stays uncommitted)");
+        }
+        let pause = backoff(self.retry_delay, self.max_retry_delay, waits).min(REGISTRY_RECHECK);
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = self.stop.cancelled() => {}
+        }
     }
 
     /// One transaction: every item's outputs, then the input offsets, then the commit.
@@ -1772,7 +1840,13 @@ where
         let record = match decode_raw(self.consumer, &raw).await {
             Ok(record) => record,
             // The registry is unreachable: the batch is tried again (after a backoff).
-            Err(e) if e.is_retriable() => return Err(TxnFailure::Retry(e)),
+            Err(e) if e.is_retriable() => {
+                self.counts
+                    .registry_waits
+                    .fetch_add(1, AtomicOrdering::Relaxed);
+                self.metrics(&raw.topic).registry_waits.increment(1);
+                return Err(TxnFailure::Retry(e));
+            }
             Err(source) => {
                 let failure = Failure::undecodable(&raw, &source);
                 let decision = self
@@ -2440,6 +2514,11 @@ where
                 // The registry is unreachable (or overloaded): the message is not at fault, so it
                 // waits, unfinished, until its writer schema can be fetched.
                 Err(e) if e.is_retriable() => {
+                    self.state
+                        .stats
+                        .registry_waits
+                        .fetch_add(1, AtomicOrdering::Relaxed);
+                    metrics.registry_waits.increment(1);
                     if waits % 60 == 0 {
                         tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset, waits, "cannot fetch the writer schema; waiting for the registry (the message stays uncommitted)");
                     }

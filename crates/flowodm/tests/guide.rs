@@ -125,119 +125,6 @@ fn read(topic: &str, n: usize) -> Vec<Read> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Metrics: a recorder that counts what the loops record, per metric name and topic label.
-
-mod recorder {
-    use super::*;
-    use metrics::{
-        Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
-        SharedString, Unit,
-    };
-
-    type Values = Mutex<HashMap<(String, String), u64>>;
-
-    /// Counter totals and histogram sample counts, by (metric, topic).
-    #[derive(Default)]
-    pub struct Recorded {
-        counters: Values,
-        samples: Values,
-    }
-
-    impl Recorded {
-        pub fn counter(&self, name: &str, topic: &str) -> u64 {
-            let c = self.counters.lock().unwrap();
-            c.get(&(name.to_string(), topic.to_string()))
-                .copied()
-                .unwrap_or(0)
-        }
-
-        pub fn samples(&self, name: &str, topic: &str) -> u64 {
-            let s = self.samples.lock().unwrap();
-            s.get(&(name.to_string(), topic.to_string()))
-                .copied()
-                .unwrap_or(0)
-        }
-    }
-
-    struct Handle {
-        id: (String, String),
-        recorded: Arc<Recorded>,
-    }
-
-    impl CounterFn for Handle {
-        fn increment(&self, value: u64) {
-            *self
-                .recorded
-                .counters
-                .lock()
-                .unwrap()
-                .entry(self.id.clone())
-                .or_default() += value;
-        }
-        fn absolute(&self, value: u64) {
-            self.recorded
-                .counters
-                .lock()
-                .unwrap()
-                .insert(self.id.clone(), value);
-        }
-    }
-
-    impl HistogramFn for Handle {
-        fn record(&self, _value: f64) {
-            *self
-                .recorded
-                .samples
-                .lock()
-                .unwrap()
-                .entry(self.id.clone())
-                .or_default() += 1;
-        }
-    }
-
-    struct Rec(Arc<Recorded>);
-
-    impl Rec {
-        fn handle(&self, key: &Key) -> Arc<Handle> {
-            let topic = key
-                .labels()
-                .find(|l| l.key() == "topic")
-                .map(|l| l.value().to_string())
-                .unwrap_or_default();
-            Arc::new(Handle {
-                id: (key.name().to_string(), topic),
-                recorded: self.0.clone(),
-            })
-        }
-    }
-
-    impl Recorder for Rec {
-        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-            Counter::from_arc(self.handle(key))
-        }
-        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-            Gauge::noop()
-        }
-        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-            Histogram::from_arc(self.handle(key))
-        }
-    }
-
-    /// The process-wide recorder, installed on first use.
-    pub fn recorded() -> &'static Arc<Recorded> {
-        static RECORDED: OnceLock<Arc<Recorded>> = OnceLock::new();
-        RECORDED.get_or_init(|| {
-            let r = Arc::new(Recorded::default());
-            metrics::set_global_recorder(Rec(r.clone())).expect("one recorder per test binary");
-            r
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The runnable examples.
 
 /// The path of a built example (all are built once per test run).
@@ -513,7 +400,7 @@ async fn error_handler_decisions_skip_retry_and_stop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_back_off_exponentially_then_dead_letter_to_a_named_topic_and_metrics_count() {
-    let recorded = recorder::recorded();
+    let recorded = flowodm_test::recorder::recorded();
     let topic = new_topic("guide-retries", 2).await;
     let dlq = unique_name("guide-dead-letters");
     produce(&topic, &[job("fails", 0), job("works", 1)]).await;
@@ -655,7 +542,7 @@ async fn a_failure_during_shutdown_is_left_uncommitted_for_the_next_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_once_commits_before_the_handler_and_tombstones_are_passed_over() {
-    let recorded = recorder::recorded();
+    let recorded = flowodm_test::recorder::recorded();
     let topic = new_topic("guide-at-most-once", 1).await;
     let group = unique_name("guide-g");
     produce(&topic, &[job("k", 0)]).await; // offset 0

@@ -897,8 +897,35 @@ async fn unavailable_registry() -> (String, Arc<AtomicUsize>) {
     (url, asked)
 }
 
+/// Cancels `token` once the registry has been asked `times` times (or after 15 s).
+fn cancel_when_asked(asked: Arc<AtomicUsize>, times: usize, token: &CancellationToken) {
+    let t = token.clone();
+    tokio::spawn(async move {
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(15);
+        while asked.load(Ordering::SeqCst) < times && tokio::time::Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        t.cancel();
+    });
+}
+
+/// A client whose registry answers every request with 503, and the count of its requests (one
+/// per fetch: the registry client does not retry).
+async fn client_of_unavailable_registry() -> (Client, Arc<AtomicUsize>) {
+    let (url, asked) = unavailable_registry().await;
+    let registry = SchemaRegistryClient::builder(url)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    (
+        Client::new(KafkaConfig::new(bootstrap_servers()), registry),
+        asked,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unavailable_registry_holds_messages_uncommitted_instead_of_dead_lettering_them() {
+    let recorded = flowodm_test::recorder::recorded();
     let topic = new_topic("runner-registry-down", 1).await;
     produce(&topic, 5).await;
     let group = unique_name("runner-registry-down-g");
@@ -907,15 +934,7 @@ async fn an_unavailable_registry_holds_messages_uncommitted_instead_of_dead_lett
         let handled = Arc::new(AtomicUsize::new(0));
         let handler = count_then_stop(&handled, 5, &token);
         if let Some((asked, times)) = stop_when_asked {
-            let t = token.clone();
-            tokio::spawn(async move {
-                let give_up = tokio::time::Instant::now() + Duration::from_secs(15);
-                while asked.load(Ordering::SeqCst) < times && tokio::time::Instant::now() < give_up
-                {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                t.cancel();
-            });
+            cancel_when_asked(asked, times, &token);
         }
         let fut = ConsumerLoop::<Job>::builder(&client)
             .group(&group)
@@ -931,15 +950,9 @@ async fn an_unavailable_registry_holds_messages_uncommitted_instead_of_dead_lett
             (stats, handled.load(Ordering::Relaxed))
         }
     };
-    // One request per fetch (the client itself does not retry), so the registry being asked
-    // six times means the first message's schema was fetched six times: once, then after each
-    // wait.
-    let (url, asked) = unavailable_registry().await;
-    let registry = SchemaRegistryClient::builder(url)
-        .max_retries(0)
-        .build()
-        .unwrap();
-    let down = Client::new(KafkaConfig::new(bootstrap_servers()), registry);
+    // The registry being asked six times means the first message's schema was fetched six
+    // times: once, then after each wait.
+    let (down, asked) = client_of_unavailable_registry().await;
     let (stats, handled) = run(down, Some((asked.clone(), 6))).await;
     assert_eq!(
         (handled, stats.processed, stats.failed, stats.dead_lettered),
@@ -950,14 +963,104 @@ async fn an_unavailable_registry_holds_messages_uncommitted_instead_of_dead_lett
         asked.load(Ordering::SeqCst) >= 6,
         "the fetch was tried again"
     );
+    // Every failed fetch but the one shutdown cut short was followed by a wait, which the
+    // stats and the metric count.
+    assert!(stats.registry_waits >= 5, "{stats:?}");
+    let waits = recorded.counter("flowodm_loop_registry_waits_total", &topic);
+    assert_eq!(waits, stats.registry_waits);
     assert_eq!(
         committed(&group, &topic).await.get(&0).copied().flatten(),
         None
     );
     // The registry is back: the next run handles every message.
     let (stats, handled) = run(client(), None).await;
-    assert_eq!((handled, stats.processed, stats.dead_lettered), (5, 5, 0));
+    assert_eq!(
+        (
+            handled,
+            stats.processed,
+            stats.dead_lettered,
+            stats.registry_waits
+        ),
+        (5, 5, 0, 0)
+    );
     assert_eq!(committed(&group, &topic).await[&0], Some(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exactly_once_loop_waits_for_an_unavailable_registry_asking_once_per_try() {
+    let recorded = flowodm_test::recorder::recorded();
+    let input = new_topic("runner-eos-registry-in", 1).await;
+    let output = new_topic("runner-eos-registry-out", 1).await;
+    produce(&input, 5).await;
+    let group = unique_name("runner-eos-registry-g");
+    let txn_id = unique_name("runner-eos-registry-txn");
+    let run = |client: Client, token: CancellationToken| {
+        let producer = self::client()
+            .producer::<Receipt>()
+            .topic(&output)
+            .transactional(&txn_id)
+            .build()
+            .unwrap();
+        let fut = ConsumerLoop::<Job>::builder(&client)
+            .group(&group)
+            .consumer(|c| c.topics([&input]).set("auto.offset.reset", "earliest"))
+            .retry_delay(Duration::from_millis(50))
+            .max_retry_delay(Duration::from_millis(200))
+            .poll_timeout(Duration::from_millis(200))
+            .run_exactly_once(
+                producer,
+                |r| async move {
+                    let Job { key, seq } = r.value;
+                    Ok::<_, HandlerError>(vec![Receipt { key, seq }])
+                },
+                token,
+            );
+        async move {
+            tokio::time::timeout(Duration::from_secs(60), fut)
+                .await
+                .expect("the loop finishes")
+                .unwrap()
+        }
+    };
+
+    let (down, asked) = client_of_unavailable_registry().await;
+    let token = CancellationToken::new();
+    cancel_when_asked(asked.clone(), 5, &token);
+    let stats = run(down, token).await;
+    let asked = asked.load(Ordering::SeqCst);
+    assert_eq!((stats.processed, stats.dead_lettered), (0, 0), "{stats:?}");
+    assert!(stats.registry_waits >= 4, "{stats:?}");
+    // Each try asks for the writer schema once, before any transaction begins (not again
+    // inside it).
+    assert!(
+        asked <= stats.registry_waits as usize + 1,
+        "asked {asked} times for {} waits",
+        stats.registry_waits
+    );
+    assert_eq!(
+        recorded.counter("flowodm_loop_registry_waits_total", &input),
+        stats.registry_waits
+    );
+    assert_eq!(
+        committed(&group, &input).await.get(&0).copied().flatten(),
+        None
+    );
+
+    // The registry is back: every input is published once.
+    let token = CancellationToken::new();
+    let (g, t, stopper) = (group.clone(), input.clone(), token.clone());
+    tokio::spawn(async move {
+        while committed(&g, &t).await.get(&0).copied().flatten() != Some(5) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        stopper.cancel();
+    });
+    let stats = run(client(), token).await;
+    assert_eq!((stats.processed, stats.registry_waits), (5, 0), "{stats:?}");
+    assert_eq!(
+        committed_receipts(&output).await,
+        (0..5).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -968,12 +1071,7 @@ async fn a_lane_waiting_for_the_registry_does_not_hold_up_a_rebalance() {
     let topic = new_topic("runner-registry-rebalance", 2).await;
     produce(&topic, 20).await;
     let group = unique_name("runner-registry-rebalance-g");
-    let (url, asked) = unavailable_registry().await;
-    let registry = SchemaRegistryClient::builder(url)
-        .max_retries(0)
-        .build()
-        .unwrap();
-    let down = Client::new(KafkaConfig::new(bootstrap_servers()), registry);
+    let (down, asked) = client_of_unavailable_registry().await;
     let stop_a = CancellationToken::new();
     let a = tokio::spawn(
         ConsumerLoop::<Job>::builder(&down)
