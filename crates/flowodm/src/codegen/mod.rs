@@ -238,7 +238,7 @@ pub fn write(source: &str, out: &Path) -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-/// Where [`write`] puts `source` for `out`: `out` itself, or, when `out` is a directory, the
+/// Where [`write`](fn@write) puts `source` for `out`: `out` itself, or, when `out` is a directory, the
 /// file named after the source's main type (`Order` goes to `order.rs`).
 ///
 /// ```
