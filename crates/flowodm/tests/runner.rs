@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use flowodm::codec::Codec;
 use flowodm::profiles::Profile;
 use flowodm::registry::SchemaRegistryClient;
 use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError, OrderBy};
@@ -868,16 +869,20 @@ fn count_then_stop(
     }
 }
 
-/// A registry that answers every request with 503 Service Unavailable, counting the requests.
-async fn unavailable_registry() -> (String, Arc<AtomicUsize>) {
+/// A registry on a local port: `GET /schemas/ids/{id}` gets the text `schemas(id)` gives, and
+/// everything else a 503; with the count of 503 answers (one per fetch that failed: the
+/// registry clients of these tests do not retry).
+async fn fake_registry(
+    schemas: impl Fn(u32) -> Option<String> + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let asked = Arc::new(AtomicUsize::new(0));
-    let a = asked.clone();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (r, schemas) = (refused.clone(), Arc::new(schemas));
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let a = a.clone();
+            let (r, schemas) = (r.clone(), schemas.clone());
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -887,14 +892,35 @@ async fn unavailable_registry() -> (String, Arc<AtomicUsize>) {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                a.fetch_add(1, Ordering::SeqCst);
-                let _ = socket
-                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
+                let request = String::from_utf8_lossy(&request);
+                let schema = request
+                    .strip_prefix("GET /schemas/ids/")
+                    .and_then(|rest| rest.split([' ', '?']).next())
+                    .and_then(|id| id.parse().ok())
+                    .and_then(|id| schemas(id));
+                let answer = match schema {
+                    Some(text) => {
+                        let body = serde_json::json!({ "schema": text }).to_string();
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.schemaregistry.v1+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                    None => {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+                    }
+                };
+                let _ = socket.write_all(answer.as_bytes()).await;
             });
         }
     });
-    (url, asked)
+    (url, refused)
+}
+
+/// A registry that answers every request with 503, and the count of its answers.
+async fn unavailable_registry() -> (String, Arc<AtomicUsize>) {
+    fake_registry(|_| None).await
 }
 
 /// Cancels `token` once the registry has been asked `times` times (or after 15 s).
@@ -909,18 +935,19 @@ fn cancel_when_asked(asked: Arc<AtomicUsize>, times: usize, token: &Cancellation
     });
 }
 
-/// A client whose registry answers every request with 503, and the count of its requests (one
-/// per fetch: the registry client does not retry).
-async fn client_of_unavailable_registry() -> (Client, Arc<AtomicUsize>) {
-    let (url, asked) = unavailable_registry().await;
+/// A client of the stack's broker whose registry is at `url`, asked once per fetch.
+fn client_of_registry(url: String) -> Client {
     let registry = SchemaRegistryClient::builder(url)
         .max_retries(0)
         .build()
         .unwrap();
-    (
-        Client::new(KafkaConfig::new(bootstrap_servers()), registry),
-        asked,
-    )
+    Client::new(KafkaConfig::new(bootstrap_servers()), registry)
+}
+
+/// A client whose registry answers every request with 503, and the count of its requests.
+async fn client_of_unavailable_registry() -> (Client, Arc<AtomicUsize>) {
+    let (url, asked) = unavailable_registry().await;
+    (client_of_registry(url), asked)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -987,79 +1014,102 @@ async fn an_unavailable_registry_holds_messages_uncommitted_instead_of_dead_lett
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_exactly_once_loop_waits_for_an_unavailable_registry_asking_once_per_try() {
+async fn the_exactly_once_loop_commits_what_precedes_a_message_waiting_for_the_registry() {
     let recorded = flowodm_test::recorder::recorded();
     let input = new_topic("runner-eos-registry-in", 1).await;
     let output = new_topic("runner-eos-registry-out", 1).await;
+    // Jobs 0..5 under the stack registry's schema id `known`, then job 5 under `other`, an id
+    // the fake registry cannot give until `back` is set.
     produce(&input, 5).await;
-    let group = unique_name("runner-eos-registry-g");
-    let txn_id = unique_name("runner-eos-registry-txn");
-    let run = |client: Client, token: CancellationToken| {
-        let producer = self::client()
-            .producer::<Receipt>()
-            .topic(&output)
-            .transactional(&txn_id)
-            .build()
-            .unwrap();
-        let fut = ConsumerLoop::<Job>::builder(&client)
-            .group(&group)
-            .consumer(|c| c.topics([&input]).set("auto.offset.reset", "earliest"))
-            .retry_delay(Duration::from_millis(50))
-            .max_retry_delay(Duration::from_millis(200))
-            .poll_timeout(Duration::from_millis(200))
-            .run_exactly_once(
-                producer,
-                |r| async move {
-                    let Job { key, seq } = r.value;
-                    Ok::<_, HandlerError>(vec![Receipt { key, seq }])
-                },
-                token,
-            );
-        async move {
-            tokio::time::timeout(Duration::from_secs(60), fut)
-                .await
-                .expect("the loop finishes")
-                .unwrap()
-        }
+    let real = SchemaRegistryClient::new(&registry_url()).unwrap();
+    let known = Codec::<Job>::new(real.clone())
+        .unwrap()
+        .schema_id()
+        .await
+        .unwrap();
+    let text = real.schema(known).await.unwrap().text;
+    let other = known + 1_000_000;
+    let mut payload = Vec::new();
+    let job = Job {
+        key: "k5".into(),
+        seq: 5,
     };
+    Codec::<Job>::encode_with_id(other, &job, &mut payload).unwrap();
+    flowodm_test::interop::produce_payloads(&input, &[payload]).await;
+    let back = Arc::new(AtomicBool::new(false));
+    let b = back.clone();
+    let (url, refused) = fake_registry(move |id| {
+        (id == known || (id == other && b.load(Ordering::SeqCst))).then(|| text.clone())
+    })
+    .await;
 
-    let (down, asked) = client_of_unavailable_registry().await;
+    // Once `other` was refused three times, the registry comes back; what was committed then
+    // is remembered. The loop stops when all six are committed.
+    let group = unique_name("runner-eos-registry-g");
     let token = CancellationToken::new();
-    cancel_when_asked(asked.clone(), 5, &token);
-    let stats = run(down, token).await;
-    let asked = asked.load(Ordering::SeqCst);
-    assert_eq!((stats.processed, stats.dead_lettered), (0, 0), "{stats:?}");
-    assert!(stats.registry_waits >= 4, "{stats:?}");
-    // Each try asks for the writer schema once, before any transaction begins (not again
-    // inside it).
-    assert!(
-        asked <= stats.registry_waits as usize + 1,
-        "asked {asked} times for {} waits",
-        stats.registry_waits
+    let committed_while_waiting = Arc::new(Mutex::new(None));
+    let (g, t, stopper, r, seen) = (
+        group.clone(),
+        input.clone(),
+        token.clone(),
+        refused.clone(),
+        committed_while_waiting.clone(),
     );
+    tokio::spawn(async move {
+        while r.load(Ordering::SeqCst) < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        *seen.lock().unwrap() = Some(committed(&g, &t).await.get(&0).copied().flatten());
+        back.store(true, Ordering::SeqCst);
+        while committed(&g, &t).await.get(&0).copied().flatten() != Some(6) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stopper.cancel();
+    });
+    let producer = client()
+        .producer::<Receipt>()
+        .topic(&output)
+        .transactional(unique_name("runner-eos-registry-txn"))
+        .build()
+        .unwrap();
+    let run = ConsumerLoop::<Job>::builder(&client_of_registry(url))
+        .group(&group)
+        .consumer(|c| c.topics([&input]).set("auto.offset.reset", "earliest"))
+        .retry_delay(Duration::from_millis(50))
+        .max_retry_delay(Duration::from_millis(200))
+        .poll_timeout(Duration::from_millis(200))
+        .run_exactly_once(
+            producer,
+            |r| async move {
+                let Job { key, seq } = r.value;
+                Ok::<_, HandlerError>(vec![Receipt { key, seq }])
+            },
+            token,
+        );
+    let stats = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+
+    assert_eq!(
+        *committed_while_waiting.lock().unwrap(),
+        Some(Some(5)),
+        "the five jobs before the waiting one were committed while it waited"
+    );
+    assert_eq!((stats.processed, stats.dead_lettered), (6, 0), "{stats:?}");
+    let refused = refused.load(Ordering::SeqCst);
+    assert!(stats.registry_waits >= 3, "{stats:?}");
+    // Each try asks for the schema once: no second request inside a transaction, none per
+    // message of a batch.
+    assert_eq!(refused as u64, stats.registry_waits, "{stats:?}");
     assert_eq!(
         recorded.counter("flowodm_loop_registry_waits_total", &input),
         stats.registry_waits
     );
     assert_eq!(
-        committed(&group, &input).await.get(&0).copied().flatten(),
-        None
-    );
-
-    // The registry is back: every input is published once.
-    let token = CancellationToken::new();
-    let (g, t, stopper) = (group.clone(), input.clone(), token.clone());
-    tokio::spawn(async move {
-        while committed(&g, &t).await.get(&0).copied().flatten() != Some(5) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        stopper.cancel();
-    });
-    let stats = run(client(), token).await;
-    assert_eq!((stats.processed, stats.registry_waits), (5, 0), "{stats:?}");
-    assert_eq!(
         committed_receipts(&output).await,
-        (0..5).collect::<Vec<_>>()
+        (0..6).collect::<Vec<_>>(),
+        "each job published once, in the same run"
     );
 }
 

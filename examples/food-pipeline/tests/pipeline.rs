@@ -215,3 +215,24 @@ async fn the_producer_flushes_everything_it_sent_on_sigterm() {
     assert_eq!(end_offsets(&run.topic), sent);
     let _ = std::fs::remove_dir_all(&run.dir);
 }
+
+/// The README's main command: `dev/demo` builds `pipeline-demo` (release) and runs it on the
+/// stack. Here the debug build runs it smaller; its report must pass every check.
+#[test]
+fn the_demo_passes_every_check() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline-demo"))
+        .args(["--rate", "200", "--duration", "2", "--seed", "7"])
+        .output()
+        .expect("pipeline-demo starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{report}");
+    for line in [
+        "orders produced = rows stored            400 produced, 400 rows",
+        "exactly the produced orders, each once   order numbers 1..=400: all there",
+        "all checks passed",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{report}");
+    }
+    assert!(!stdout.contains("FAIL"), "{report}");
+}

@@ -108,7 +108,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -183,8 +183,9 @@ pub struct LoopStats {
     pub dead_lettered: u64,
     /// Tombstones passed over.
     pub tombstones: u64,
-    /// Waits for an unreachable registry: tries to fetch a message's writer schema that failed
-    /// and were followed by a wait (for the exactly-once loop, batches aborted for it).
+    /// Waits for an unreachable registry: each failed try to fetch a message's writer schema
+    /// that the message then waited after (for the exactly-once loop, each batch cut short or
+    /// aborted for it).
     pub registry_waits: u64,
 }
 

@@ -317,7 +317,7 @@ where
                     // The earlier messages of the run need not wait for the registry.
                     self.settle(tp, settled, metrics);
                     tokio::select! {
-                        _ = tokio::time::sleep(self.backoff(waits).min(REGISTRY_RECHECK)) => {}
+                        _ = tokio::time::sleep(backoff(self.retry_delay, self.max_retry_delay.min(REGISTRY_RECHECK), waits)) => {}
                         _ = self.stop.cancelled() => return Ok(self.stopped()),
                     }
                     if !self.state.is_current(tp, epoch) {

@@ -38,10 +38,10 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
             retry_delay: self.retry_delay,
             max_retry_delay: self.max_retry_delay,
             stop: shutdown.child_token(),
+            registry_waits: AtomicU32::new(0),
         };
         let batch_max = consumer.batch_size().max(1);
         let mut failed_batches = 0u32;
-        let mut registry_waits = 0u32;
         while !txn.stop.is_cancelled() {
             let Collected { batch, unreachable } =
                 txn.collect(batch_max, self.poll_timeout).await?;
@@ -64,25 +64,21 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                         tracing::warn!(error = %e, "transaction failed; aborting and retrying the batch");
                         producer.abort_transaction(TXN_TIMEOUT).await?;
                         for (tp, offset) in &starts {
-                            txn.rewind(tp, *offset);
+                            txn.rewind(tp, *offset)?;
                         }
-                        tokio::time::sleep(backoff(
-                            self.retry_delay,
-                            self.max_retry_delay,
-                            failed_batches,
-                        ))
-                        .await;
+                        let pause = backoff(self.retry_delay, self.max_retry_delay, failed_batches);
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = txn.stop.cancelled() => {}
+                        }
                         failed_batches += 1;
                     }
                 }
             }
-            if let Some((topic, e)) = unreachable {
+            if let Some(unreachable) = unreachable {
                 // The batch ended before a message whose writer schema could not be fetched:
                 // the message is read again after a wait, and its schema asked for again, once.
-                txn.wait_for_registry(&topic, &e, registry_waits).await;
-                registry_waits += 1;
-            } else {
-                registry_waits = 0;
+                txn.wait_for_registry(&unreachable).await;
             }
         }
         Ok(txn.counts.snapshot())
@@ -92,9 +88,16 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
 /// What [`Txn::collect`] gathered for one transaction.
 pub(super) struct Collected {
     pub(super) batch: Vec<Item>,
-    /// The registry could not be reached for the writer schema of the message after the batch
-    /// (the consumer is rewound to that message): its topic, and the error.
-    pub(super) unreachable: Option<(String, Error)>,
+    /// The registry could not be reached for the writer schema of the message after the batch,
+    /// to which the consumer was rewound.
+    pub(super) unreachable: Option<Unreachable>,
+}
+
+/// A message whose writer schema could not be fetched: where it is, and why.
+pub(super) struct Unreachable {
+    pub(super) tp: TopicPartition,
+    pub(super) offset: i64,
+    pub(super) error: Error,
 }
 
 /// Why a transaction did not commit.
@@ -118,6 +121,8 @@ pub(super) struct Txn<'a, T, U, H> {
     pub(super) retry_delay: Duration,
     pub(super) max_retry_delay: Duration,
     pub(super) stop: CancellationToken,
+    /// Waits for the registry since a writer schema was last fetched.
+    pub(super) registry_waits: AtomicU32,
 }
 
 impl<T, U, H, Fut> Txn<'_, T, U, H>
@@ -171,18 +176,20 @@ where
                             _ = self.stop.cancelled() => return Ok(stopped()),
                         };
                         match prepared {
-                            Err(e) if e.is_retriable() => {
+                            Ok(()) => self.registry_waits.store(0, AtomicOrdering::Relaxed),
+                            Err(error) if error.is_retriable() => {
                                 let tp = TopicPartition {
                                     topic: slot.topic.clone(),
                                     partition: slot.partition,
                                 };
-                                self.rewind(&tp, slot.offset);
+                                self.rewind(&tp, slot.offset)?;
+                                let offset = slot.offset;
                                 return Ok(Collected {
                                     batch,
-                                    unreachable: Some((tp.topic, e)),
+                                    unreachable: Some(Unreachable { tp, offset, error }),
                                 });
                             }
-                            _ => {}
+                            Err(_) => {}
                         }
                     }
                     batch.push(Item::of(std::mem::take(&mut slot), &self.counts))
@@ -202,27 +209,39 @@ where
     }
 
     /// Moves the consumer's position in `tp` back to `offset`, to read from there again.
-    pub(super) fn rewind(&self, tp: &TopicPartition, offset: i64) {
-        if let Err(e) = self
+    ///
+    /// A partition that is not ours any more needs no rewind: its new owner reads from the
+    /// committed offset. But if a partition we still hold cannot be rewound, reading on would
+    /// commit past the messages skipped, so the loop stops instead.
+    pub(super) fn rewind(&self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        let Err(e) = self
             .consumer
             .seek(tp, rdkafka::Offset::Offset(offset), TXN_TIMEOUT)
-        {
-            // Not ours any more: its new owner reads from the committed offset.
-            tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, "rewinding failed");
+        else {
+            return Ok(());
+        };
+        if self.consumer.assignment()?.contains(tp) {
+            return Err(e);
         }
+        tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, "not rewinding a partition that is no longer assigned");
+        Ok(())
     }
 
-    /// Waits before asking an unreachable registry again for a message of `topic` (`waits`
-    /// earlier waits in a row), counting the wait; shutdown ends it.
-    pub(super) async fn wait_for_registry(&self, topic: &str, error: &Error, waits: u32) {
+    /// Waits before asking an unreachable registry again, counting the wait; shutdown ends it.
+    pub(super) async fn wait_for_registry(&self, at: &Unreachable) {
+        let waits = self.registry_waits.fetch_add(1, AtomicOrdering::Relaxed);
         self.counts
             .registry_waits
             .fetch_add(1, AtomicOrdering::Relaxed);
-        self.metrics(topic).registry_waits.increment(1);
+        self.metrics(&at.tp.topic).registry_waits.increment(1);
         if waits % 60 == 0 {
-            tracing::warn!(error = %error, waits, "cannot fetch a writer schema; waiting for the registry (the message stays uncommitted)");
+            tracing::warn!(error = %at.error, topic = at.tp.topic, partition = at.tp.partition, offset = at.offset, waits, "cannot fetch the writer schema; waiting for the registry (the message stays uncommitted)");
         }
-        let pause = backoff(self.retry_delay, self.max_retry_delay, waits).min(REGISTRY_RECHECK);
+        let pause = backoff(
+            self.retry_delay,
+            self.max_retry_delay.min(REGISTRY_RECHECK),
+            waits,
+        );
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = self.stop.cancelled() => {}
