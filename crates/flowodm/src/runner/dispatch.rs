@@ -388,10 +388,10 @@ where
             metrics = LoopMetrics::new(&lane.tp.topic);
         }
         // In flight from here until the run is settled: a revocation of the partition waits.
-        let tp = lane.tp.clone();
-        ctx.state.started(&tp);
-        let result = ctx.process_run(&tp, &mut run, &mut spent, &metrics).await;
-        ctx.state.finished(&tp);
+        let tp = &lane.tp;
+        ctx.state.started(tp);
+        let result = ctx.process_run(tp, &mut run, &mut spent, &metrics).await;
+        ctx.state.finished(tp);
         run.clear();
         dispatch.recycle(&mut spent);
         result?;
