@@ -135,6 +135,26 @@ impl std::fmt::Debug for Admin {
     }
 }
 
+/// Calls `f` (with the time left) again, after a short pause, while it fails with a retriable
+/// error such as a partition without a leader, until `deadline`. Blocks the thread.
+fn retrying<R>(
+    deadline: std::time::Instant,
+    mut f: impl FnMut(Duration) -> Result<R>,
+) -> Result<R> {
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match f(left.max(Duration::from_millis(1))) {
+            Err(e) if e.is_retriable() && left > pause => {
+                tracing::debug!(error = %e, "retrying");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            done => return done,
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -256,6 +276,9 @@ impl Admin {
 
     /// The start and end offsets of every partition of a topic, by partition.
     ///
+    /// A partition whose leader is not known yet (as right after the topic was created, or
+    /// while its leader moves) is asked again until `timeout`.
+    ///
     /// ```no_run
     /// # async fn demo(admin: flowodm::admin::Admin) -> flowodm::Result<()> {
     /// use std::time::Duration;
@@ -269,6 +292,7 @@ impl Admin {
         topic: &str,
         timeout: Duration,
     ) -> Result<Vec<PartitionOffsets>> {
+        let deadline = std::time::Instant::now() + timeout;
         let info = self.describe_topic(topic, timeout).await?;
         let config = self.config.clone();
         let topic = topic.to_string();
@@ -277,7 +301,9 @@ impl Admin {
             info.partitions
                 .iter()
                 .map(|p| {
-                    let (start, end) = consumer.fetch_watermarks(&topic, p.id, timeout)?;
+                    let (start, end) = retrying(deadline, |left| {
+                        Ok(consumer.fetch_watermarks(&topic, p.id, left)?)
+                    })?;
                     Ok(PartitionOffsets {
                         partition: p.id,
                         start,
@@ -312,12 +338,16 @@ impl Admin {
 
     /// A group's committed offset, end offset and lag on every partition of the topics it has
     /// committed offsets for (or of `topics`, when given).
+    ///
+    /// A coordinator still loading, or a partition without a leader, is asked again until
+    /// `timeout`.
     pub async fn group_lag(
         &self,
         group: &str,
         topics: Option<Vec<String>>,
         timeout: Duration,
     ) -> Result<Vec<PartitionLag>> {
+        let deadline = std::time::Instant::now() + timeout;
         let config = self.config.clone().set("group.id", group);
         blocking(move || {
             let consumer: BaseConsumer = config.client_config().create()?;
@@ -334,7 +364,9 @@ impl Admin {
                     }
                 }
             }
-            let committed = consumer.committed_offsets(tpl, timeout)?;
+            let committed = retrying(deadline, |left| {
+                Ok(consumer.committed_offsets(tpl.clone(), left)?)
+            })?;
             let mut out = Vec::new();
             for e in committed.elements() {
                 let committed = match e.offset() {
@@ -344,7 +376,9 @@ impl Admin {
                 if committed.is_none() && topics.is_none() {
                     continue; // a topic the group never read
                 }
-                let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+                let (low, high) = retrying(deadline, |left| {
+                    Ok(consumer.fetch_watermarks(e.topic(), e.partition(), left)?)
+                })?;
                 out.push(PartitionLag {
                     topic: e.topic().to_string(),
                     partition: e.partition(),
@@ -357,5 +391,49 @@ impl Admin {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn no_leader() -> Error {
+        Error::Kafka(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::NotLeaderForPartition,
+        ))
+    }
+
+    #[test]
+    fn a_partition_without_a_leader_is_asked_again_until_it_has_one() {
+        let mut calls = 0;
+        let got = retrying(Instant::now() + Duration::from_secs(5), |_| {
+            calls += 1;
+            if calls < 3 {
+                Err(no_leader())
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(got.unwrap(), 3);
+    }
+
+    #[test]
+    fn other_errors_and_the_deadline_end_the_retries() {
+        let mut calls = 0;
+        let got: Result<()> = retrying(Instant::now() + Duration::from_secs(5), |_| {
+            calls += 1;
+            Err(Error::Kafka(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+            )))
+        });
+        assert!(got.is_err());
+        assert_eq!(calls, 1, "not retriable: asked once");
+
+        let begun = Instant::now();
+        let got: Result<()> = retrying(begun + Duration::from_millis(200), |_| Err(no_leader()));
+        assert!(got.unwrap_err().is_retriable());
+        assert!(begun.elapsed() < Duration::from_secs(2));
     }
 }
