@@ -918,6 +918,59 @@ async fn fake_registry(
     (url, refused)
 }
 
+/// The stack registry's id of `Job`'s schema, an id it does not give, and the schema's text.
+async fn job_schema_ids() -> (u32, u32, String) {
+    let real = SchemaRegistryClient::new(&registry_url()).unwrap();
+    let known = Codec::<Job>::new(real.clone())
+        .unwrap()
+        .schema_id()
+        .await
+        .unwrap();
+    let text = real.schema(known).await.unwrap().text;
+    (known, known + 1_000_000, text)
+}
+
+/// A `Job` framed with the writer schema id `id`.
+fn framed_job(id: u32, seq: i64) -> Vec<u8> {
+    let job = Job {
+        key: format!("k{seq}"),
+        seq,
+    };
+    let mut payload = Vec::new();
+    Codec::<Job>::encode_with_id(id, &job, &mut payload).unwrap();
+    payload
+}
+
+/// Writes these payloads to one partition, in order.
+async fn produce_to(topic: &str, partition: i32, payloads: &[Vec<u8>]) {
+    let producer: FutureProducer = plaintext_config().create().unwrap();
+    for p in payloads {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic)
+                    .payload(p)
+                    .partition(partition),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// A fake registry that gives `text` for `known`, and for `other` only once `back` is set.
+async fn registry_that_gives_other_when(
+    known: u32,
+    other: u32,
+    text: String,
+    back: &Arc<AtomicBool>,
+) -> (String, Arc<AtomicUsize>) {
+    let b = back.clone();
+    fake_registry(move |id| {
+        (id == known || (id == other && b.load(Ordering::SeqCst))).then(|| text.clone())
+    })
+    .await
+}
+
 /// A registry that answers every request with 503, and the count of its answers.
 async fn unavailable_registry() -> (String, Arc<AtomicUsize>) {
     fake_registry(|_| None).await
@@ -1021,27 +1074,10 @@ async fn the_exactly_once_loop_commits_what_precedes_a_message_waiting_for_the_r
     // Jobs 0..5 under the stack registry's schema id `known`, then job 5 under `other`, an id
     // the fake registry cannot give until `back` is set.
     produce(&input, 5).await;
-    let real = SchemaRegistryClient::new(&registry_url()).unwrap();
-    let known = Codec::<Job>::new(real.clone())
-        .unwrap()
-        .schema_id()
-        .await
-        .unwrap();
-    let text = real.schema(known).await.unwrap().text;
-    let other = known + 1_000_000;
-    let mut payload = Vec::new();
-    let job = Job {
-        key: "k5".into(),
-        seq: 5,
-    };
-    Codec::<Job>::encode_with_id(other, &job, &mut payload).unwrap();
-    flowodm_test::interop::produce_payloads(&input, &[payload]).await;
+    let (known, other, text) = job_schema_ids().await;
+    produce_to(&input, 0, &[framed_job(other, 5)]).await;
     let back = Arc::new(AtomicBool::new(false));
-    let b = back.clone();
-    let (url, refused) = fake_registry(move |id| {
-        (id == known || (id == other && b.load(Ordering::SeqCst))).then(|| text.clone())
-    })
-    .await;
+    let (url, refused) = registry_that_gives_other_when(known, other, text, &back).await;
 
     // Once `other` was refused three times, the registry comes back; what was committed then
     // is remembered. The loop stops when all six are committed.
@@ -1111,6 +1147,51 @@ async fn the_exactly_once_loop_commits_what_precedes_a_message_waiting_for_the_r
         (0..6).collect::<Vec<_>>(),
         "each job published once, in the same run"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_waiting_for_the_registry_holds_its_share_of_max_concurrent() {
+    // docs/loops.md: a waiting lane holds its worker, so with `max_concurrent` 1 a partition
+    // whose messages' schema is known waits too, until the registry comes back.
+    let topic = new_topic("runner-registry-share", 2).await;
+    let (known, other, text) = job_schema_ids().await;
+    let back = Arc::new(AtomicBool::new(false));
+    let (url, refused) = registry_that_gives_other_when(known, other, text, &back).await;
+    let token = CancellationToken::new();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let run = tokio::spawn(
+        ConsumerLoop::<Job>::builder(&client_of_registry(url))
+            .group(unique_name("runner-registry-share-g"))
+            .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+            .max_concurrent(1)
+            .retry_delay(Duration::from_millis(50))
+            .max_retry_delay(Duration::from_millis(200))
+            .run(count_then_stop(&handled, 6, &token), token.clone()),
+    );
+    // Partition 0's message waits (its lane has the one worker); then partition 1 gets five
+    // messages whose schema the registry gives.
+    produce_to(&topic, 0, &[framed_job(other, 0)]).await;
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    while refused.load(Ordering::SeqCst) < 2 && tokio::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused.load(Ordering::SeqCst) >= 2, "the lane waits");
+    let payloads: Vec<Vec<u8>> = (1..6).map(|seq| framed_job(known, seq)).collect();
+    produce_to(&topic, 1, &payloads).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        0,
+        "partition 1 waited for the one worker"
+    );
+    back.store(true, Ordering::SeqCst);
+    let stats = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("every message is handled once the registry is back")
+        .unwrap()
+        .unwrap();
+    assert_eq!((stats.processed, stats.dead_lettered), (6, 0), "{stats:?}");
+    assert!(stats.registry_waits >= 2, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
