@@ -1194,6 +1194,95 @@ async fn a_lane_waiting_for_the_registry_holds_its_share_of_max_concurrent() {
     assert!(stats.registry_waits >= 2, "{stats:?}");
 }
 
+/// The `waits` of the warnings the loops logged while waiting for the registry, by topic.
+static REGISTRY_WARNINGS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+
+/// Installs (once per test binary) a `tracing` subscriber that keeps those warnings.
+fn capture_registry_warnings() {
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    #[derive(Default)]
+    struct Fields {
+        message: String,
+        topic: String,
+        waits: Option<u64>,
+    }
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "topic" {
+                self.topic = value.to_string();
+            }
+        }
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            if field.name() == "waits" {
+                self.waits = Some(value);
+            }
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            match field.name() {
+                "message" => self.message = format!("{value:?}"),
+                "topic" => self.topic = format!("{value:?}").trim_matches('"').to_string(),
+                _ => {}
+            }
+        }
+    }
+    struct Capture;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            if *event.metadata().level() != tracing::Level::WARN {
+                return;
+            }
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            if let (true, Some(waits)) = (
+                fields.message.contains("waiting for the registry"),
+                fields.waits,
+            ) {
+                REGISTRY_WARNINGS
+                    .lock()
+                    .unwrap()
+                    .push((fields.topic, waits));
+            }
+        }
+    }
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture))
+            .expect("one subscriber per test binary");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_waiting_for_the_registry_warns_at_its_first_wait_and_every_60_tries() {
+    capture_registry_warnings();
+    let topic = new_topic("runner-registry-warn", 1).await;
+    produce(&topic, 1).await;
+    let (down, asked) = client_of_unavailable_registry().await;
+    let token = CancellationToken::new();
+    cancel_when_asked(asked, 130, &token);
+    let run = ConsumerLoop::<Job>::builder(&down)
+        .group(unique_name("runner-registry-warn-g"))
+        .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+        .retry_delay(Duration::from_millis(1))
+        .max_retry_delay(Duration::from_millis(2))
+        .run(|_record| async { Ok::<(), HandlerError>(()) }, token);
+    let stats = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the loop finishes")
+        .unwrap();
+    assert!(stats.registry_waits > 120, "{stats:?}");
+    let logged: Vec<u64> = REGISTRY_WARNINGS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| *t == topic)
+        .map(|(_, waits)| *waits)
+        .collect();
+    let expected: Vec<u64> = (0..stats.registry_waits).filter(|w| w % 60 == 0).collect();
+    assert_eq!(logged, expected, "{stats:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lane_waiting_for_the_registry_does_not_hold_up_a_rebalance() {
     // Instance A cannot reach the registry, so its lanes wait. Instance B joins: A's partitions
