@@ -283,7 +283,8 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
     }
 
     /// The first retry's delay; each next one doubles, with jitter, up to
-    /// [`max_retry_delay`](Self::max_retry_delay) (default 1 s).
+    /// [`max_retry_delay`](Self::max_retry_delay) (default 1 s). Waits for an unreachable
+    /// registry follow the same backoff, capped at 1 s.
     pub fn retry_delay(mut self, d: Duration) -> Self {
         self.retry_delay = d;
         self
