@@ -602,8 +602,9 @@ fn main() {
         });
         println!("median produce {name}: {rate:.0} msg/s, {cpu:.2} µs CPU per message{ratio}");
     }
-    // Ratios to each baseline that ran (BENCH_ONLY may leave some out).
-    let baselines: Vec<(&str, f64)> = [
+    // Ratios to each baseline that ran (BENCH_ONLY may leave some out): the median of the
+    // rounds' ratios, each round's readers having run back to back on one topic.
+    let baselines: Vec<(&str, &Vec<f64>)> = [
         ("raw rdkafka, bytes only", "raw bytes"),
         ("raw rdkafka + apache-avro Value", "raw + apache-avro"),
         ("raw rdkafka + flowodm codec", "raw + flowodm codec"),
@@ -611,16 +612,20 @@ fn main() {
             "raw rdkafka + flowodm codec + metadata",
             "raw + flowodm codec + metadata",
         ),
+        ("raw rdkafka at-least-once loop", "raw at-least-once loop"),
     ]
     .into_iter()
-    .filter_map(|(reader, label)| consume.get(reader).map(|r| (label, median(r.clone()))))
+    .filter_map(|(reader, label)| consume.get(reader).map(|r| (label, r)))
     .collect();
-    for (name, rates) in consume {
-        let m = median(rates);
+    for (name, rates) in &consume {
         let ratios: String = baselines
             .iter()
-            .map(|(label, b)| format!(", {:.2}x {label}", m / b))
+            .map(|(label, base)| {
+                let per_round = rates.iter().zip(base.iter()).map(|(r, b)| r / b).collect();
+                format!(", {:.2}x {label}", median(per_round))
+            })
             .collect();
-        println!("median consume {name}: {m:.0} msg/s{ratios}");
+        let m = median(rates.clone());
+        println!("median consume {name}: {m:.0} msg/s{ratios} (median of the rounds' ratios)");
     }
 }
