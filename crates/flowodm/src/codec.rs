@@ -98,7 +98,8 @@ pub struct Codec<T> {
     /// meaning, so each message written with one fails at once, without asking the registry.
     refused: std::sync::Mutex<std::collections::HashMap<u32, String>>,
     /// Held while a writer schema is fetched: tasks that meet the same new id at once (a
-    /// loop's lanes) ask the registry once.
+    /// loop's lanes) ask the registry once when it answers (after a failure, each asks in
+    /// turn; fetches of different ids also wait for each other).
     preparing: tokio::sync::Mutex<()>,
     _model: PhantomData<fn() -> T>,
 }

@@ -165,9 +165,6 @@ pub struct Record<T> {
     pub timestamp: Option<i64>,
     /// The registry id of the schema the value was written with.
     pub schema_id: u32,
-    /// The value's bytes as they arrived, when the consumer keeps them; `None` otherwise.
-    /// Consumer loops keep them aside for the dead-letter topic and hand handlers `None`.
-    pub payload: Option<Vec<u8>>,
 }
 
 /// A message with a key and no value: on a compacted topic, the key's deletion.
@@ -324,7 +321,6 @@ pub struct ConsumerBuilder<T> {
     on_assign: Option<RebalanceCallback>,
     on_revoke: Option<RebalanceCallback>,
     before_revoke: Option<RebalanceCallback>,
-    keep_payloads: bool,
     skip_headers: bool,
     unreachable_timeout: Duration,
     _model: std::marker::PhantomData<fn() -> T>,
@@ -352,7 +348,6 @@ impl<T: Model> ConsumerBuilder<T> {
             on_assign: None,
             on_revoke: None,
             before_revoke: None,
-            keep_payloads: false,
             skip_headers: false,
             unreachable_timeout: DEFAULT_UNREACHABLE_TIMEOUT,
             _model: std::marker::PhantomData,
@@ -366,15 +361,6 @@ impl<T: Model> ConsumerBuilder<T> {
         f: impl Fn(&[TopicPartition]) + Send + Sync + 'static,
     ) -> Self {
         self.before_revoke = Some(Arc::new(f));
-        self.keep_payloads()
-    }
-
-    /// Keeps each record's payload bytes in [`Record::payload`], and reads its headers even
-    /// after [`skip_headers`](Self::skip_headers): consumer loops decode the bytes again for a
-    /// retry and write bytes and headers to the dead-letter topic.
-    pub(crate) fn keep_payloads(mut self) -> Self {
-        self.keep_payloads = true;
-        self.skip_headers = false;
         self
     }
 
@@ -525,7 +511,6 @@ impl<T: Model> ConsumerBuilder<T> {
                 codec,
                 batch: self.profile.consumer().max_poll_records,
                 auto_commit,
-                keep_payloads: self.keep_payloads,
                 read_headers: !self.skip_headers,
                 pending_store: Mutex::default(),
                 unreachable_timeout: self.unreachable_timeout,
@@ -620,28 +605,6 @@ macro_rules! offset_methods {
         pub fn store_offset(&self, topic: &str, partition: i32, offset: i64) -> Result<()> {
             // rd_kafka_offset_store stores the offset after the one given.
             Ok(self.inner.store_offset(topic, partition, offset)?)
-        }
-
-        /// Decodes a record again from the bytes it kept (consumer loops retry with it).
-        pub fn redecode(&self, record: &Record<T>) -> Result<Record<T>> {
-            let payload = record
-                .payload
-                .as_deref()
-                .ok_or_else(|| Error::Deserialization {
-                    message: "the record kept no payload".into(),
-                })?;
-            let value = self.shared.codec.decode_prepared(payload)?;
-            Ok(Record {
-                value,
-                key: record.key.clone(),
-                headers: record.headers.clone(),
-                topic: record.topic.clone(),
-                partition: record.partition,
-                offset: record.offset,
-                timestamp: record.timestamp,
-                schema_id: record.schema_id,
-                payload: record.payload.clone(),
-            })
         }
 
         /// Marks `record` processed; [`commit_stored`](Self::commit_stored), auto commit or a
@@ -797,7 +760,6 @@ struct Shared<T> {
     codec: Codec<T>,
     batch: usize,
     auto_commit: bool,
-    keep_payloads: bool,
     /// Whether records carry their headers (see [`ConsumerBuilder::skip_headers`]).
     read_headers: bool,
     pending_store: Mutex<PendingStore>,
@@ -900,7 +862,7 @@ impl<T: Model> Shared<T> {
     /// needs none); `None` when the schema must be fetched first (then [`finish`](Self::finish)
     /// after [`Codec::prepare`]).
     fn decode_ready(&self, m: &BorrowedMessage<'_>) -> Option<Result<Consumed<T>>> {
-        let decoded = decode(&self.codec, m, self.keep_payloads, self.read_headers)?;
+        let decoded = decode(&self.codec, m, self.read_headers)?;
         self.remember(m);
         Some(decoded)
     }
@@ -919,7 +881,7 @@ impl<T: Model> Shared<T> {
     fn finish(&self, m: &BorrowedMessage<'_>, prepared: Result<()>) -> Result<Consumed<T>> {
         self.remember(m);
         let decoded = prepared.and_then(|()| {
-            match decode(&self.codec, m, self.keep_payloads, self.read_headers) {
+            match decode(&self.codec, m, self.read_headers) {
                 Some(decoded) => decoded,
                 // Prepared, yet not in the cache: cannot happen (plans are never evicted).
                 None => Err(Error::UnknownSchema {
@@ -941,7 +903,6 @@ impl<T: Model> Shared<T> {
 fn decode<T: Model>(
     codec: &Codec<T>,
     m: &BorrowedMessage<'_>,
-    keep_payload: bool,
     read_headers: bool,
 ) -> Option<Result<Consumed<T>>> {
     let Some(payload) = m.payload() else {
@@ -969,7 +930,6 @@ fn decode<T: Model>(
             offset: m.offset(),
             timestamp: m.timestamp().to_millis(),
             schema_id,
-            payload: keep_payload.then(|| payload.to_vec()),
         })),
         Err(Error::UnknownSchema { .. }) => return None,
         Err(source) => Err(Error::Decode {

@@ -65,7 +65,9 @@ impl DeadLetters {
                 Ok(()) => return Ok(()),
                 Err(e) if !stop.is_cancelled() => {
                     tracing::warn!(error = %e, "writing to the dead-letter topic failed; retrying");
-                    tokio::time::sleep(backoff(first, max, attempt)).await;
+                    if !pause_unless_stopped(backoff(first, max, attempt), stop).await {
+                        return Err(e);
+                    }
                     attempt += 1;
                 }
                 Err(e) => return Err(e),

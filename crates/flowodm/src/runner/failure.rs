@@ -104,6 +104,14 @@ pub(super) fn decide(
 
 /// The delay before retry number `attempt` (from 0): doubling from `first` up to `max`, with
 /// jitter between half and all of it.
+/// Sleeps for `pause` unless `stop` is cancelled first; false when it was.
+pub(super) async fn pause_unless_stopped(pause: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
 pub(super) fn backoff(first: Duration, max: Duration, attempt: u32) -> Duration {
     let base = first.saturating_mul(1u32 << attempt.min(16)).min(max);
     let jitter: f64 = rand::random::<f64>() * 0.5 + 0.5;

@@ -53,6 +53,11 @@ impl Counts {
     }
 }
 
+pub(super) fn count_registry_wait(metrics: &LoopMetrics, counts: &Counts) {
+    metrics.registry_waits.increment(1);
+    counts.registry_waits.fetch_add(1, AtomicOrdering::Relaxed);
+}
+
 pub(super) fn count_dead_letter(metrics: &LoopMetrics, counts: &Counts) {
     metrics.dead_lettered.increment(1);
     metrics.failed.increment(1);

@@ -9,11 +9,35 @@ pub(super) async fn decode_raw<T: Model>(
     consumer: &Consumer<T>,
     raw: &RawMessage,
 ) -> Result<Record<T>> {
-    if let Some(decoded) = decode_known(consumer, raw) {
-        return decoded;
-    }
     let value = consumer.codec().decode(payload_of(raw)?).await?;
     Ok(record_of(value, raw, schema_id_of(raw)?))
+}
+
+/// A message whose writer schema could not be fetched, the registry being unreachable.
+pub(super) struct Unreachable {
+    pub(super) tp: TopicPartition,
+    pub(super) offset: i64,
+    pub(super) error: Error,
+}
+
+/// After a failed try to fetch the writer schema of the message `at` (`waits` tries in a row
+/// before it): counts the wait, warns at the first and every 60th, and pauses with the loop's
+/// backoff `delays` (first, longest), at most [`REGISTRY_RECHECK`] and at least
+/// [`REGISTRY_FLOOR`]. False when shutdown cut it short.
+pub(super) async fn wait_for_registry(
+    at: &Unreachable,
+    waits: u32,
+    counts: &Counts,
+    metrics: &LoopMetrics,
+    (first, max): (Duration, Duration),
+    stop: &CancellationToken,
+) -> bool {
+    count_registry_wait(metrics, counts);
+    if waits % 60 == 0 {
+        tracing::warn!(error = %at.error, topic = at.tp.topic, partition = at.tp.partition, offset = at.offset, waits, "cannot fetch the writer schema; waiting for the registry (the message stays uncommitted)");
+    }
+    let pause = backoff(first, max.min(REGISTRY_RECHECK), waits).max(REGISTRY_FLOOR);
+    pause_unless_stopped(pause, stop).await
 }
 
 /// [`decode_raw`] without waiting: `None` when the writer schema has to be fetched first.
@@ -56,7 +80,6 @@ pub(super) fn record_of<T>(value: T, raw: &RawMessage, schema_id: u32) -> Record
         offset: raw.offset,
         timestamp: raw.timestamp,
         schema_id,
-        payload: None,
     }
 }
 
@@ -134,6 +157,14 @@ impl<T, H> TaskCtx<T, H> {
         Outcome::Open
     }
 
+    /// Returns once `tp` is no longer in the assignment `epoch` (checked every
+    /// [`REGISTRY_RECHECK`]); never while it is.
+    async fn revoked(&self, tp: &TopicPartition, epoch: u64) {
+        while self.state.is_current(tp, epoch) {
+            tokio::time::sleep(REGISTRY_RECHECK).await;
+        }
+    }
+
     /// Stops the loop.
     pub(super) fn cancel(&self) {
         self.stopping.store(true, AtomicOrdering::Release);
@@ -167,6 +198,10 @@ pub(super) struct Settled {
 /// The longest a lane waits before asking an unreachable registry again (and checking that
 /// its partition is still assigned).
 pub(super) const REGISTRY_RECHECK: Duration = Duration::from_secs(1);
+
+/// The shortest wait before the registry is asked again (a zero `retry_delay` must not make
+/// the loop ask without pause).
+pub(super) const REGISTRY_FLOOR: Duration = Duration::from_millis(10);
 
 /// How much handling time a finished offset may wait in a run before it is stored.
 pub(super) const SETTLE_AFTER: Duration = Duration::from_millis(5);
@@ -294,31 +329,32 @@ where
         let record = loop {
             // Decoding is ready at once but for a new writer schema, whose fetch shutdown cuts
             // short (the message stays unfinished: the next run reads it again).
+            // A fetch that takes long (a registry that does not answer) is also cut short by
+            // the partition's revocation, checked every REGISTRY_RECHECK.
             let decoded = match decode_known(&self.consumer, boxed) {
                 Some(decoded) => decoded,
                 None => tokio::select! {
                     decoded = decode_raw(&self.consumer, boxed) => decoded,
                     _ = self.stop.cancelled() => return Ok(self.stopped()),
+                    _ = self.revoked(tp, epoch) => return Ok(Outcome::Open),
                 },
             };
             match decoded {
                 Ok(record) => break record,
                 // The registry is unreachable (or overloaded): the message is not at fault, so it
                 // waits, unfinished, until its writer schema can be fetched.
-                Err(e) if e.is_retriable() => {
-                    self.state
-                        .stats
-                        .registry_waits
-                        .fetch_add(1, AtomicOrdering::Relaxed);
-                    metrics.registry_waits.increment(1);
-                    if waits % 60 == 0 {
-                        tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset, waits, "cannot fetch the writer schema; waiting for the registry (the message stays uncommitted)");
-                    }
+                Err(error) if error.is_retriable() => {
                     // The earlier messages of the run need not wait for the registry.
                     self.settle(tp, settled, metrics);
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff(self.retry_delay, self.max_retry_delay.min(REGISTRY_RECHECK), waits)) => {}
-                        _ = self.stop.cancelled() => return Ok(self.stopped()),
+                    let at = Unreachable {
+                        tp: tp.clone(),
+                        offset,
+                        error,
+                    };
+                    let delays = (self.retry_delay, self.max_retry_delay);
+                    let stats = &self.state.stats;
+                    if !wait_for_registry(&at, waits, stats, metrics, delays, &self.stop).await {
+                        return Ok(self.stopped());
                     }
                     if !self.state.is_current(tp, epoch) {
                         // Revoked meanwhile: its new owner reads it; the revocation need not
@@ -327,8 +363,8 @@ where
                     }
                     waits += 1;
                 }
-                Err(source) => {
-                    self.fail(&Failure::undecodable(boxed, &source), metrics)
+                Err(error) => {
+                    self.fail(&Failure::undecodable(boxed, &error), metrics)
                         .await?;
                     // It may have waited for the broker: store what is finished soon.
                     settled.busy = SETTLE_AFTER;
@@ -437,10 +473,9 @@ where
                         .fetch_add(1, AtomicOrdering::Relaxed);
                     // The earlier messages of the run need not wait for this one's backoff.
                     self.settle(tp, settled, metrics);
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.backoff(attempts - 1)) => {}
-                        // Shutdown does not wait out a backoff; the message stays uncommitted.
-                        _ = self.stop.cancelled() => return Ok(self.stopped()),
+                    // Shutdown does not wait out a backoff; the message stays uncommitted.
+                    if !pause_unless_stopped(self.backoff(attempts - 1), &self.stop).await {
+                        return Ok(self.stopped());
                     }
                     continue;
                 }

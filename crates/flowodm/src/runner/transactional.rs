@@ -18,12 +18,10 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
         H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<Vec<U>, HandlerError>> + Send + 'static,
     {
-        // Payloads are kept: a retried message is decoded again from its bytes.
         let consumer = self
             .consumer
             .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
-            .keep_payloads()
             .build()?;
         producer.init_transactions(TXN_TIMEOUT).await?;
         let txn = Txn {
@@ -67,10 +65,7 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
                             txn.rewind(tp, *offset)?;
                         }
                         let pause = backoff(self.retry_delay, self.max_retry_delay, failed_batches);
-                        tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
-                            _ = txn.stop.cancelled() => {}
-                        }
+                        pause_unless_stopped(pause, &txn.stop).await;
                         failed_batches += 1;
                     }
                 }
@@ -91,13 +86,6 @@ pub(super) struct Collected {
     /// The registry could not be reached for the writer schema of the message after the batch,
     /// to which the consumer was rewound.
     pub(super) unreachable: Option<Unreachable>,
-}
-
-/// A message whose writer schema could not be fetched: where it is, and why.
-pub(super) struct Unreachable {
-    pub(super) tp: TopicPartition,
-    pub(super) offset: i64,
-    pub(super) error: Error,
 }
 
 /// Why a transaction did not commit.
@@ -227,25 +215,12 @@ where
         Ok(())
     }
 
-    /// Waits before asking an unreachable registry again, counting the wait; shutdown ends it.
+    /// Waits before asking an unreachable registry again (see [`wait_for_registry`]).
     pub(super) async fn wait_for_registry(&self, at: &Unreachable) {
         let waits = self.registry_waits.fetch_add(1, AtomicOrdering::Relaxed);
-        self.counts
-            .registry_waits
-            .fetch_add(1, AtomicOrdering::Relaxed);
-        self.metrics(&at.tp.topic).registry_waits.increment(1);
-        if waits % 60 == 0 {
-            tracing::warn!(error = %at.error, topic = at.tp.topic, partition = at.tp.partition, offset = at.offset, waits, "cannot fetch the writer schema; waiting for the registry (the message stays uncommitted)");
-        }
-        let pause = backoff(
-            self.retry_delay,
-            self.max_retry_delay.min(REGISTRY_RECHECK),
-            waits,
-        );
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = self.stop.cancelled() => {}
-        }
+        let metrics = self.metrics(&at.tp.topic);
+        let delays = (self.retry_delay, self.max_retry_delay);
+        wait_for_registry(at, waits, &self.counts, &metrics, delays, &self.stop).await;
     }
 
     /// One transaction: every item's outputs, then the input offsets, then the commit.
@@ -285,10 +260,7 @@ where
             Ok(record) => record,
             // The registry is unreachable: the batch is tried again (after a backoff).
             Err(e) if e.is_retriable() => {
-                self.counts
-                    .registry_waits
-                    .fetch_add(1, AtomicOrdering::Relaxed);
-                self.metrics(&raw.topic).registry_waits.increment(1);
+                count_registry_wait(&self.metrics(&raw.topic), &self.counts);
                 return Err(TxnFailure::Retry(e));
             }
             Err(source) => {
@@ -344,12 +316,13 @@ where
                 }
                 metrics.retried.increment(1);
                 self.counts.retried.fetch_add(1, AtomicOrdering::Relaxed);
-                tokio::time::sleep(backoff(
-                    self.retry_delay,
-                    self.max_retry_delay,
-                    attempts - 1,
-                ))
-                .await;
+                let pause = backoff(self.retry_delay, self.max_retry_delay, attempts - 1);
+                if !pause_unless_stopped(pause, &self.stop).await {
+                    return Err(TxnFailure::Stop(Error::config(
+                        "shutdown",
+                        "stopped while a message waited for a retry; its batch is not committed",
+                    )));
+                }
                 continue;
             }
             return self.settle(decision, &failure).await;
