@@ -6,7 +6,7 @@ use super::*;
 /// [`done`](Ack::done) marks it finished, so its offset may be committed once every earlier
 /// message of its partition is finished too.
 pub struct Ack {
-    pub(super) on_end: Option<Box<dyn FnOnce(AckEnd) + Send + Sync>>,
+    on_end: Option<Box<dyn FnOnce(AckEnd) + Send + Sync>>,
     pub(super) valid: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -26,7 +26,7 @@ impl Ack {
         }
     }
 
-    pub(super) fn end(mut self, how: AckEnd) {
+    fn end(mut self, how: AckEnd) {
         let how = if self.valid.load(AtomicOrdering::Acquire) {
             how
         } else {

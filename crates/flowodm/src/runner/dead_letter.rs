@@ -5,10 +5,10 @@ use super::*;
 
 /// Writes failed messages to a dead-letter topic, waiting for the broker's acknowledgement.
 pub(super) struct DeadLetters {
-    pub(super) producer: FutureProducer,
-    pub(super) admin: crate::admin::Admin,
-    pub(super) topic: Option<String>,
-    pub(super) ensured: Mutex<std::collections::HashSet<String>>,
+    producer: FutureProducer,
+    admin: crate::admin::Admin,
+    topic: Option<String>,
+    ensured: Mutex<std::collections::HashSet<String>>,
 }
 
 impl DeadLetters {
@@ -31,7 +31,7 @@ impl DeadLetters {
 
     /// Creates the dead-letter topic if it is missing (brokers usually do not auto-create),
     /// with as many partitions as the topic it serves.
-    pub(super) async fn ensure(&self, dlq: &str, source: &str) -> Result<()> {
+    async fn ensure(&self, dlq: &str, source: &str) -> Result<()> {
         if self.ensured.lock().expect("lock").contains(dlq) {
             return Ok(());
         }

@@ -6,11 +6,11 @@ use super::*;
 
 /// What one drain of the poller fetched, as one run per lane, not yet handed to the lanes.
 pub(super) struct Gathered {
-    pub(super) runs: Vec<(Lane, Vec<Queued>)>,
+    runs: Vec<(Lane, Vec<Queued>)>,
     /// Emptied run buffers to fill again, rather than allocating one per lane and drain.
-    pub(super) spare: Vec<Vec<Queued>>,
+    spare: Vec<Vec<Queued>>,
     /// Index of each lane's run in `runs` (the last run is tried first).
-    pub(super) index: FastMap<Lane, usize>,
+    index: FastMap<Lane, usize>,
     /// [`Shared::revocations`] when the gathered items' epochs were read.
     pub(super) revocations: u64,
 }
@@ -149,7 +149,7 @@ pub(super) const INLINE_BUDGET: Duration = Duration::from_millis(1);
 
 /// A lane's identity within a partition: a hash of the key (two keys that collide share a
 /// lane, which only orders them more than needed).
-pub(super) fn lane_key(key: Option<&[u8]>) -> u64 {
+fn lane_key(key: Option<&[u8]>) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
@@ -171,32 +171,32 @@ pub(super) type Buffers = Vec<Box<RawMessage>>;
 
 /// The lanes and the count of items waiting in them, shared by the poller and the lane workers.
 pub(super) struct Dispatch {
-    pub(super) queues: Mutex<Queues>,
+    queues: Mutex<Queues>,
     /// Messages' buffers handed back by the lanes for the poller to fill again.
     pub(super) recycled: Mutex<Buffers>,
     pub(super) buffered: AtomicUsize,
     /// Signalled when the buffer drains below the high or to the low water mark.
     pub(super) room: tokio::sync::Notify,
-    pub(super) high_water: usize,
-    pub(super) low_water: usize,
+    high_water: usize,
+    low_water: usize,
     /// At most this many lane workers run.
-    pub(super) max_workers: usize,
+    max_workers: usize,
 }
 
-pub(super) struct Queues {
-    pub(super) lanes: FastMap<Lane, VecDeque<Queued>>,
+struct Queues {
+    lanes: FastMap<Lane, VecDeque<Queued>>,
     /// Lanes with items and no worker, waiting for one.
-    pub(super) ready: VecDeque<Lane>,
-    pub(super) workers: usize,
+    ready: VecDeque<Lane>,
+    workers: usize,
     /// Buffers of lanes that emptied, for the poller to fill again.
-    pub(super) spare: Vec<Vec<Queued>>,
+    spare: Vec<Vec<Queued>>,
 }
 
 /// The largest payload buffer kept to copy another message into.
 pub(super) const RECYCLE_UP_TO: usize = 64 * 1024;
 
 /// How many emptied run buffers are kept to be filled again.
-pub(super) const SPARE_BUFFERS: usize = 64;
+const SPARE_BUFFERS: usize = 64;
 
 /// How many items a worker takes from one lane before it lets a waiting lane go first.
 pub(super) const LANE_TURN: usize = 64;
@@ -249,7 +249,7 @@ impl Dispatch {
 
     /// Queues runs of items, each on its lane, under one lock; returns the lanes a new worker
     /// should start on. Emptied buffers (of the runs, and of lanes that emptied) go to `spare`.
-    pub(super) fn push_runs(
+    fn push_runs(
         &self,
         runs: impl IntoIterator<Item = (Lane, Vec<Queued>)>,
         spare: &mut Vec<Vec<Queued>>,
@@ -456,7 +456,7 @@ impl Item {
 }
 
 impl Item {
-    pub(super) fn topic_partition(&self) -> (&str, i32) {
+    fn topic_partition(&self) -> (&str, i32) {
         match self {
             Item::Raw(raw) => (&raw.topic, raw.partition),
             Item::Tombstone(t) => (&t.topic, t.partition),
@@ -480,7 +480,7 @@ impl Item {
         }
     }
 
-    pub(super) fn key(&self) -> Option<&[u8]> {
+    fn key(&self) -> Option<&[u8]> {
         match self {
             Item::Raw(raw) => raw.key.as_deref(),
             Item::Tombstone(t) => t.key.as_deref(),

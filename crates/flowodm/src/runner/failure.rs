@@ -7,7 +7,7 @@ use super::*;
 #[derive(Debug)]
 pub struct HandlerError {
     pub(super) retryable: bool,
-    pub(super) source: Box<dyn std::error::Error + Send + Sync>,
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl HandlerError {

@@ -4,20 +4,20 @@ use super::*;
 
 /// What a handler call waits for first: the rate limit and the circuit breaker.
 pub(super) struct Gate {
-    pub(super) interval: Option<Duration>,
-    pub(super) next_slot: Mutex<tokio::time::Instant>,
-    pub(super) breaker: Option<(u32, Duration)>,
-    pub(super) circuit: Mutex<Circuit>,
-    pub(super) changed: tokio::sync::Notify,
+    interval: Option<Duration>,
+    next_slot: Mutex<tokio::time::Instant>,
+    breaker: Option<(u32, Duration)>,
+    circuit: Mutex<Circuit>,
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
-pub(super) struct Circuit {
-    pub(super) consecutive: u32,
+struct Circuit {
+    consecutive: u32,
     /// Open until this instant; `None` when closed.
-    pub(super) open_until: Option<tokio::time::Instant>,
+    open_until: Option<tokio::time::Instant>,
     /// A probe call is running after the cooldown.
-    pub(super) probing: bool,
+    probing: bool,
 }
 
 impl Gate {
@@ -121,14 +121,5 @@ impl Gate {
             );
             self.changed.notify_waiters();
         }
-    }
-}
-
-/// Runs a closure when dropped.
-pub(super) struct DropGuard<F: FnMut()>(pub(super) F);
-
-impl<F: FnMut()> Drop for DropGuard<F> {
-    fn drop(&mut self) {
-        (self.0)()
     }
 }

@@ -41,10 +41,7 @@ pub(super) async fn wait_for_registry(
 }
 
 /// [`decode_raw`] without waiting: `None` when the writer schema has to be fetched first.
-pub(super) fn decode_known<T: Model>(
-    consumer: &Consumer<T>,
-    raw: &RawMessage,
-) -> Option<Result<Record<T>>> {
+fn decode_known<T: Model>(consumer: &Consumer<T>, raw: &RawMessage) -> Option<Result<Record<T>>> {
     let payload = match payload_of(raw) {
         Ok(payload) => payload,
         Err(e) => return Some(Err(e)),
@@ -57,7 +54,7 @@ pub(super) fn decode_known<T: Model>(
     Some(schema_id_of(raw).map(|schema_id| record_of(value, raw, schema_id)))
 }
 
-pub(super) fn payload_of(raw: &RawMessage) -> Result<&[u8]> {
+fn payload_of(raw: &RawMessage) -> Result<&[u8]> {
     raw.payload
         .as_deref()
         .ok_or_else(|| Error::Deserialization {
@@ -65,12 +62,12 @@ pub(super) fn payload_of(raw: &RawMessage) -> Result<&[u8]> {
         })
 }
 
-pub(super) fn schema_id_of(raw: &RawMessage) -> Result<u32> {
+fn schema_id_of(raw: &RawMessage) -> Result<u32> {
     Ok(crate::wire::parse(payload_of(raw)?)?.schema_id)
 }
 
 /// A record of `value` with its own copy of the message's metadata.
-pub(super) fn record_of<T>(value: T, raw: &RawMessage, schema_id: u32) -> Record<T> {
+fn record_of<T>(value: T, raw: &RawMessage, schema_id: u32) -> Record<T> {
     Record {
         value,
         key: raw.key.clone(),
@@ -152,7 +149,7 @@ impl<T, H> TaskCtx<T, H> {
 
     /// Shutdown cut a message short: it stays unfinished, and no other starts (the flag may
     /// not be set yet when the token is).
-    pub(super) fn stopped(&self) -> Outcome {
+    fn stopped(&self) -> Outcome {
         self.stopping.store(true, AtomicOrdering::Release);
         Outcome::Open
     }
@@ -174,7 +171,7 @@ impl<T, H> TaskCtx<T, H> {
 
 /// How a message left [`TaskCtx::process`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Outcome {
+enum Outcome {
     /// The handler returned `Ok` and no `Ack` finishes it: handled, and (at-least-once) its
     /// offset may be committed.
     Handled,
@@ -186,7 +183,7 @@ pub(super) enum Outcome {
 }
 
 /// The offsets a lane worker finished and not yet stored, with the counts to add.
-pub(super) struct Settled {
+struct Settled {
     pub(super) epoch: u64,
     pub(super) offsets: Vec<i64>,
     pub(super) processed: u64,
@@ -204,14 +201,14 @@ pub(super) const REGISTRY_RECHECK: Duration = Duration::from_secs(1);
 pub(super) const REGISTRY_FLOOR: Duration = Duration::from_millis(10);
 
 /// How much handling time a finished offset may wait in a run before it is stored.
-pub(super) const SETTLE_AFTER: Duration = Duration::from_millis(5);
+const SETTLE_AFTER: Duration = Duration::from_millis(5);
 
 impl<T, H> TaskCtx<T, H>
 where
     T: Model + Send + Sync + 'static,
     H: Handle<T>,
 {
-    pub(super) fn backoff(&self, attempt: u32) -> Duration {
+    fn backoff(&self, attempt: u32) -> Duration {
         backoff(self.retry_delay, self.max_retry_delay, attempt)
     }
 
@@ -283,7 +280,7 @@ where
     }
 
     /// Stores what `settled` holds and counts it.
-    pub(super) fn settle(&self, tp: &TopicPartition, settled: &mut Settled, metrics: &LoopMetrics) {
+    fn settle(&self, tp: &TopicPartition, settled: &mut Settled, metrics: &LoopMetrics) {
         if !settled.offsets.is_empty() {
             finish_offsets(
                 &self.state,
@@ -312,7 +309,7 @@ where
     ///
     /// A message's buffer stays in `item` to be recycled, but for a handler that takes
     /// acknowledgements, whose message moves out to be shared with them.
-    pub(super) async fn process(
+    async fn process(
         &self,
         item: &mut Item,
         tp: &TopicPartition,
@@ -506,7 +503,7 @@ where
 
     /// The acknowledgement of one handler call on the message at `offset`.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn ack(
+    fn ack(
         &self,
         tp: &TopicPartition,
         epoch: u64,
@@ -578,7 +575,7 @@ where
     }
 
     /// A message that failed without running the handler: the error handler decides, else DLQ.
-    pub(super) async fn fail(&self, failure: &Failure<'_>, metrics: &LoopMetrics) -> Result<()> {
+    async fn fail(&self, failure: &Failure<'_>, metrics: &LoopMetrics) -> Result<()> {
         let decision = match &self.error_handler {
             Some(h) => h(failure),
             None => Decision::DeadLetter,
@@ -603,11 +600,7 @@ where
         }
     }
 
-    pub(super) async fn dead_letter(
-        &self,
-        failure: &Failure<'_>,
-        metrics: &LoopMetrics,
-    ) -> Result<()> {
+    async fn dead_letter(&self, failure: &Failure<'_>, metrics: &LoopMetrics) -> Result<()> {
         self.dlq
             .send_until_written(failure, &self.stop, self.retry_delay, self.max_retry_delay)
             .await?;

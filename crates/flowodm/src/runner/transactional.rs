@@ -4,7 +4,7 @@
 use super::*;
 
 /// How long a transaction call may wait for the broker.
-pub(super) const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl<T: Model + Send + Sync> LoopBuilder<T> {
     pub(super) async fn run_transactional<U, H, Fut>(
@@ -81,15 +81,15 @@ impl<T: Model + Send + Sync> LoopBuilder<T> {
 }
 
 /// What [`Txn::collect`] gathered for one transaction.
-pub(super) struct Collected {
-    pub(super) batch: Vec<Item>,
+struct Collected {
+    batch: Vec<Item>,
     /// The registry could not be reached for the writer schema of the message after the batch,
     /// to which the consumer was rewound.
-    pub(super) unreachable: Option<Unreachable>,
+    unreachable: Option<Unreachable>,
 }
 
 /// Why a transaction did not commit.
-pub(super) enum TxnFailure {
+enum TxnFailure {
     /// Abort, read the batch again and retry it.
     Retry(Error),
     /// Abort and stop the loop.
@@ -97,20 +97,20 @@ pub(super) enum TxnFailure {
 }
 
 /// The exactly-once loop's working parts.
-pub(super) struct Txn<'a, T, U, H> {
-    pub(super) consumer: &'a Consumer<T>,
-    pub(super) producer: &'a Producer<U>,
-    pub(super) handler: &'a H,
-    pub(super) dlq: DeadLetters,
-    pub(super) counts: Counts,
-    pub(super) metrics: Mutex<HashMap<String, Arc<LoopMetrics>>>,
-    pub(super) error_handler: Option<ErrorHandler>,
-    pub(super) max_retries: u32,
-    pub(super) retry_delay: Duration,
-    pub(super) max_retry_delay: Duration,
-    pub(super) stop: CancellationToken,
+struct Txn<'a, T, U, H> {
+    consumer: &'a Consumer<T>,
+    producer: &'a Producer<U>,
+    handler: &'a H,
+    dlq: DeadLetters,
+    counts: Counts,
+    metrics: Mutex<HashMap<String, Arc<LoopMetrics>>>,
+    error_handler: Option<ErrorHandler>,
+    max_retries: u32,
+    retry_delay: Duration,
+    max_retry_delay: Duration,
+    stop: CancellationToken,
     /// Waits for the registry since a writer schema was last fetched.
-    pub(super) registry_waits: AtomicU32,
+    registry_waits: AtomicU32,
 }
 
 impl<T, U, H, Fut> Txn<'_, T, U, H>
@@ -120,7 +120,7 @@ where
     H: Fn(Record<T>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<Vec<U>, HandlerError>> + Send + 'static,
 {
-    pub(super) fn metrics(&self, topic: &str) -> Arc<LoopMetrics> {
+    fn metrics(&self, topic: &str) -> Arc<LoopMetrics> {
         self.metrics
             .lock()
             .expect("metrics")
@@ -131,7 +131,7 @@ where
 
     /// Up to `max` items, within `window`; empty when shutting down. A batch ends before a
     /// message whose new writer schema cannot be fetched because the registry is unreachable.
-    pub(super) async fn collect(&self, max: usize, window: Duration) -> Result<Collected> {
+    async fn collect(&self, max: usize, window: Duration) -> Result<Collected> {
         let deadline = Instant::now() + window;
         let mut batch = Vec::new();
         let stopped = || Collected {
@@ -201,7 +201,7 @@ where
     /// A partition that is not ours any more needs no rewind: its new owner reads from the
     /// committed offset. But if a partition we still hold cannot be rewound, reading on would
     /// commit past the messages skipped, so the loop stops instead.
-    pub(super) fn rewind(&self, tp: &TopicPartition, offset: i64) -> Result<()> {
+    fn rewind(&self, tp: &TopicPartition, offset: i64) -> Result<()> {
         let Err(e) = self
             .consumer
             .seek(tp, rdkafka::Offset::Offset(offset), TXN_TIMEOUT)
@@ -216,7 +216,7 @@ where
     }
 
     /// Waits before asking an unreachable registry again (see [`wait_for_registry`]).
-    pub(super) async fn wait_for_registry(&self, at: &Unreachable) {
+    async fn wait_for_registry(&self, at: &Unreachable) {
         let waits = self.registry_waits.fetch_add(1, AtomicOrdering::Relaxed);
         let metrics = self.metrics(&at.tp.topic);
         let delays = (self.retry_delay, self.max_retry_delay);
@@ -224,7 +224,7 @@ where
     }
 
     /// One transaction: every item's outputs, then the input offsets, then the commit.
-    pub(super) async fn transact(
+    async fn transact(
         &self,
         batch: Vec<Item>,
         next: HashMap<TopicPartition, i64>,
@@ -251,7 +251,7 @@ where
             .map_err(retry)
     }
 
-    pub(super) async fn handle(&self, item: Item) -> std::result::Result<(), TxnFailure> {
+    async fn handle(&self, item: Item) -> std::result::Result<(), TxnFailure> {
         let raw = match item {
             Item::Tombstone(_) => return Ok(()),
             Item::Raw(raw) => raw,
@@ -330,7 +330,7 @@ where
     }
 
     /// Carries out a decision other than a retry.
-    pub(super) async fn settle(
+    async fn settle(
         &self,
         decision: Decision,
         failure: &Failure<'_>,

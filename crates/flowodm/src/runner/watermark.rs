@@ -20,28 +20,28 @@ pub(super) struct Queued {
 
 /// A partition's unfinished offsets and the next offset to commit once they are done.
 #[derive(Default)]
-pub(super) struct Watermark {
-    pub(super) epoch: u64,
+struct Watermark {
+    epoch: u64,
     /// The previous epoch while a revocation waits for its in-flight messages.
-    pub(super) draining: Option<u64>,
-    pub(super) pending: BTreeSet<i64>,
+    draining: Option<u64>,
+    pending: BTreeSet<i64>,
     /// One past the highest finished offset.
-    pub(super) next: i64,
+    next: i64,
 }
 
 /// State shared with handler tasks and the rebalance callback.
 #[derive(Default)]
 pub(super) struct Shared {
-    pub(super) in_flight: Mutex<FastMap<TopicPartition, usize>>,
-    pub(super) idle: Condvar,
+    in_flight: Mutex<FastMap<TopicPartition, usize>>,
+    idle: Condvar,
     /// How many revocations wait on `idle`.
-    pub(super) drain_waiters: AtomicUsize,
+    drain_waiters: AtomicUsize,
     pub(super) stats: Counts,
     /// Per partition: unfinished offsets, and how often it was revoked (its epoch).
-    pub(super) marks: Mutex<FastMap<TopicPartition, Watermark>>,
+    marks: Mutex<FastMap<TopicPartition, Watermark>>,
     /// How many revocations began (changed under `marks`): while it is unchanged, an epoch
     /// read before is still current.
-    pub(super) revocations: AtomicU64,
+    revocations: AtomicU64,
 }
 
 impl Shared {
@@ -104,12 +104,7 @@ impl Shared {
     /// Messages of one partition and epoch finished; returns the offset up to which everything
     /// finished when that moved (the last finished offset of the contiguous run), to be stored
     /// for the commit.
-    pub(super) fn complete_all(
-        &self,
-        tp: &TopicPartition,
-        epoch: u64,
-        offsets: &[i64],
-    ) -> Option<i64> {
+    fn complete_all(&self, tp: &TopicPartition, epoch: u64, offsets: &[i64]) -> Option<i64> {
         let mut marks = self.marks.lock().expect("lock");
         let mark = marks
             .get_mut(tp)
@@ -184,7 +179,7 @@ impl Shared {
     }
 
     /// Waits until none of `partitions` has a message in flight, up to `grace`.
-    pub(super) fn wait_idle(&self, partitions: &[TopicPartition], grace: Duration) {
+    fn wait_idle(&self, partitions: &[TopicPartition], grace: Duration) {
         let deadline = Instant::now() + grace;
         let mut m = self.in_flight.lock().expect("lock");
         // Registered under the lock, so a `finished` that follows sees it and wakes us.
@@ -221,5 +216,14 @@ pub(super) fn finish_offsets<T: Model>(
         if let Err(e) = consumer.store_offset(&tp.topic, tp.partition, upto) {
             tracing::warn!(error = %e, topic = tp.topic, partition = tp.partition, offset = upto, "storing a finished offset failed");
         }
+    }
+}
+
+/// Runs a closure when dropped.
+struct DropGuard<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for DropGuard<F> {
+    fn drop(&mut self) {
+        (self.0)()
     }
 }
