@@ -135,23 +135,27 @@ impl std::fmt::Debug for Admin {
     }
 }
 
-/// Calls `f` (with the time left) again, after a short pause, while it fails with a retriable
-/// error such as a partition without a leader, until `deadline`. Blocks the thread.
-fn retrying<R>(
-    deadline: std::time::Instant,
-    mut f: impl FnMut(Duration) -> Result<R>,
-) -> Result<R> {
+/// Calls `f` with what is left of `timeout`, and again after a short pause while it fails
+/// with a retriable error such as a partition without a leader, until `timeout` is spent.
+/// Giving up, it returns the first error (a timeout of the last try would hide the cause).
+/// Blocks the thread.
+fn retrying<R>(timeout: Duration, mut f: impl FnMut(Duration) -> Result<R>) -> Result<R> {
+    let deadline = std::time::Instant::now() + timeout;
     let mut pause = Duration::from_millis(20);
+    let mut first = None;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match f(left.max(Duration::from_millis(1))) {
-            Err(e) if e.is_retriable() && left > pause => {
-                tracing::debug!(error = %e, "retrying");
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(500));
-            }
+        let e = match f(left.max(Duration::from_millis(1))) {
+            Err(e) if e.is_retriable() => e,
             done => return done,
+        };
+        if deadline.saturating_duration_since(std::time::Instant::now()) <= pause {
+            return Err(first.unwrap_or(e));
         }
+        tracing::debug!(error = %e, "retrying");
+        first.get_or_insert(e);
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(500));
     }
 }
 
@@ -276,8 +280,8 @@ impl Admin {
 
     /// The start and end offsets of every partition of a topic, by partition.
     ///
-    /// A partition whose leader is not known yet (as right after the topic was created, or
-    /// while its leader moves) is asked again until `timeout`.
+    /// `timeout` bounds each request. A partition whose leader is not known yet (as right after
+    /// the topic was created, or while its leader moves) is asked again within its `timeout`.
     ///
     /// ```no_run
     /// # async fn demo(admin: flowodm::admin::Admin) -> flowodm::Result<()> {
@@ -292,7 +296,6 @@ impl Admin {
         topic: &str,
         timeout: Duration,
     ) -> Result<Vec<PartitionOffsets>> {
-        let deadline = std::time::Instant::now() + timeout;
         let info = self.describe_topic(topic, timeout).await?;
         let config = self.config.clone();
         let topic = topic.to_string();
@@ -301,7 +304,7 @@ impl Admin {
             info.partitions
                 .iter()
                 .map(|p| {
-                    let (start, end) = retrying(deadline, |left| {
+                    let (start, end) = retrying(timeout, |left| {
                         Ok(consumer.fetch_watermarks(&topic, p.id, left)?)
                     })?;
                     Ok(PartitionOffsets {
@@ -339,15 +342,14 @@ impl Admin {
     /// A group's committed offset, end offset and lag on every partition of the topics it has
     /// committed offsets for (or of `topics`, when given).
     ///
-    /// A coordinator still loading, or a partition without a leader, is asked again until
-    /// `timeout`.
+    /// `timeout` bounds each request; a coordinator still loading, or a partition without a
+    /// leader, is asked again within it.
     pub async fn group_lag(
         &self,
         group: &str,
         topics: Option<Vec<String>>,
         timeout: Duration,
     ) -> Result<Vec<PartitionLag>> {
-        let deadline = std::time::Instant::now() + timeout;
         let config = self.config.clone().set("group.id", group);
         blocking(move || {
             let consumer: BaseConsumer = config.client_config().create()?;
@@ -364,7 +366,7 @@ impl Admin {
                     }
                 }
             }
-            let committed = retrying(deadline, |left| {
+            let committed = retrying(timeout, |left| {
                 Ok(consumer.committed_offsets(tpl.clone(), left)?)
             })?;
             let mut out = Vec::new();
@@ -376,7 +378,7 @@ impl Admin {
                 if committed.is_none() && topics.is_none() {
                     continue; // a topic the group never read
                 }
-                let (low, high) = retrying(deadline, |left| {
+                let (low, high) = retrying(timeout, |left| {
                     Ok(consumer.fetch_watermarks(e.topic(), e.partition(), left)?)
                 })?;
                 out.push(PartitionLag {
@@ -408,7 +410,7 @@ mod tests {
     #[test]
     fn a_partition_without_a_leader_is_asked_again_until_it_has_one() {
         let mut calls = 0;
-        let got = retrying(Instant::now() + Duration::from_secs(5), |_| {
+        let got = retrying(Duration::from_secs(5), |_| {
             calls += 1;
             if calls < 3 {
                 Err(no_leader())
@@ -422,7 +424,7 @@ mod tests {
     #[test]
     fn other_errors_and_the_deadline_end_the_retries() {
         let mut calls = 0;
-        let got: Result<()> = retrying(Instant::now() + Duration::from_secs(5), |_| {
+        let got: Result<()> = retrying(Duration::from_secs(5), |_| {
             calls += 1;
             Err(Error::Kafka(KafkaError::MetadataFetch(
                 RDKafkaErrorCode::UnknownTopicOrPartition,
@@ -431,9 +433,21 @@ mod tests {
         assert!(got.is_err());
         assert_eq!(calls, 1, "not retriable: asked once");
 
+        // Giving up, the first error is returned, not the last try's timeout.
         let begun = Instant::now();
-        let got: Result<()> = retrying(begun + Duration::from_millis(200), |_| Err(no_leader()));
-        assert!(got.unwrap_err().is_retriable());
-        assert!(begun.elapsed() < Duration::from_secs(2));
+        let mut calls = 0;
+        let got: Result<()> = retrying(Duration::from_millis(200), |_| {
+            calls += 1;
+            Err(if calls == 1 {
+                no_leader()
+            } else {
+                Error::Kafka(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::OperationTimedOut,
+                ))
+            })
+        });
+        assert_eq!(got.unwrap_err().to_string(), no_leader().to_string());
+        assert!(calls > 1);
+        assert!(begun.elapsed() < Duration::from_millis(400));
     }
 }
