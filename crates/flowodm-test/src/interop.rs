@@ -156,6 +156,11 @@ fn path(f: &tempfile::NamedTempFile) -> &str {
 
 /// Produces each payload to partition 0 of `topic` with a `FutureProducer`, in order.
 pub async fn produce_payloads(topic: &str, payloads: &[Vec<u8>]) {
+    produce_payloads_to(topic, 0, payloads).await
+}
+
+/// Produces each payload to `partition` of `topic` with a `FutureProducer`, in order.
+pub async fn produce_payloads_to(topic: &str, partition: i32, payloads: &[Vec<u8>]) {
     let producer: FutureProducer = plaintext_config()
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -164,7 +169,9 @@ pub async fn produce_payloads(topic: &str, payloads: &[Vec<u8>]) {
     for (i, p) in payloads.iter().enumerate() {
         producer
             .send(
-                FutureRecord::<(), _>::to(topic).payload(p).partition(0),
+                FutureRecord::<(), _>::to(topic)
+                    .payload(p)
+                    .partition(partition),
                 TIMEOUT,
             )
             .await

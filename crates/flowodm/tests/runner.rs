@@ -11,6 +11,7 @@ use flowodm::profiles::Profile;
 use flowodm::registry::SchemaRegistryClient;
 use flowodm::runner::{CancellationToken, ConsumerLoop, HandlerError, OrderBy};
 use flowodm::{Client, Error, KafkaConfig, Model};
+use flowodm_test::interop::produce_payloads_to;
 use flowodm_test::{bootstrap_servers, new_topic, plaintext_config, registry_url, unique_name};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -955,22 +956,6 @@ fn framed_job(id: u32, seq: i64) -> Vec<u8> {
     payload
 }
 
-/// Writes these payloads to one partition, in order.
-async fn produce_to(topic: &str, partition: i32, payloads: &[Vec<u8>]) {
-    let producer: FutureProducer = plaintext_config().create().unwrap();
-    for p in payloads {
-        producer
-            .send(
-                FutureRecord::<(), _>::to(topic)
-                    .payload(p)
-                    .partition(partition),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
-}
-
 /// A fake registry that gives `text` for `known`, and for `other` only once `back` is set.
 async fn registry_that_gives_other_when(
     known: u32,
@@ -990,14 +975,23 @@ async fn unavailable_registry() -> (String, Arc<AtomicUsize>) {
     fake_registry(|_| None).await
 }
 
+/// Whether `count` reaches `n` within `within` (checked every 10 ms).
+async fn reaches(count: &AtomicUsize, n: usize, within: Duration) -> bool {
+    let give_up = tokio::time::Instant::now() + within;
+    while count.load(Ordering::SeqCst) < n {
+        if tokio::time::Instant::now() >= give_up {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
 /// Cancels `token` once the registry has been asked `times` times (or after 15 s).
 fn cancel_when_asked(asked: Arc<AtomicUsize>, times: usize, token: &CancellationToken) {
     let t = token.clone();
     tokio::spawn(async move {
-        let give_up = tokio::time::Instant::now() + Duration::from_secs(15);
-        while asked.load(Ordering::SeqCst) < times && tokio::time::Instant::now() < give_up {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        reaches(&asked, times, Duration::from_secs(15)).await;
         t.cancel();
     });
 }
@@ -1089,7 +1083,7 @@ async fn the_exactly_once_loop_commits_what_precedes_a_message_waiting_for_the_r
     // the fake registry cannot give until `back` is set.
     produce(&input, 5).await;
     let (known, other, text) = job_schema_ids().await;
-    produce_to(&input, 0, &[framed_job(other, 5)]).await;
+    produce_payloads_to(&input, 0, &[framed_job(other, 5)]).await;
     let back = Arc::new(AtomicBool::new(false));
     let (url, refused) = registry_that_gives_other_when(known, other, text, &back).await;
 
@@ -1106,8 +1100,8 @@ async fn the_exactly_once_loop_commits_what_precedes_a_message_waiting_for_the_r
         committed_while_waiting.clone(),
     );
     tokio::spawn(async move {
-        while r.load(Ordering::SeqCst) < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if !reaches(&r, 3, Duration::from_secs(30)).await {
+            return; // the assertions below report it
         }
         *seen.lock().unwrap() = Some(committed(&g, &t).await.get(&0).copied().flatten());
         back.store(true, Ordering::SeqCst);
@@ -1184,14 +1178,13 @@ async fn a_lane_waiting_for_the_registry_holds_its_share_of_max_concurrent() {
     );
     // Partition 0's message waits (its lane has the one worker); then partition 1 gets five
     // messages whose schema the registry gives.
-    produce_to(&topic, 0, &[framed_job(other, 0)]).await;
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
-    while refused.load(Ordering::SeqCst) < 2 && tokio::time::Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(refused.load(Ordering::SeqCst) >= 2, "the lane waits");
+    produce_payloads_to(&topic, 0, &[framed_job(other, 0)]).await;
+    assert!(
+        reaches(&refused, 2, Duration::from_secs(30)).await,
+        "the lane waits"
+    );
     let payloads: Vec<Vec<u8>> = (1..6).map(|seq| framed_job(known, seq)).collect();
-    produce_to(&topic, 1, &payloads).await;
+    produce_payloads_to(&topic, 1, &payloads).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         handled.load(Ordering::SeqCst),
@@ -1298,6 +1291,36 @@ async fn a_lane_waiting_for_the_registry_warns_at_its_first_wait_and_every_60_tr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_asks_an_unreachable_registry_again_at_least_once_a_second() {
+    // docs/loops.md: the wait follows the loop's backoff but asks again at least once a second,
+    // however long the backoff has grown.
+    let topic = new_topic("runner-registry-recheck", 1).await;
+    produce(&topic, 1).await;
+    let (down, asked) = client_of_unavailable_registry().await;
+    let token = CancellationToken::new();
+    let run = tokio::spawn(
+        ConsumerLoop::<Job>::builder(&down)
+            .group(unique_name("runner-registry-recheck-g"))
+            .consumer(|c| c.topics([&topic]).set("auto.offset.reset", "earliest"))
+            .retry_delay(Duration::from_secs(4))
+            .max_retry_delay(Duration::from_secs(60))
+            .run(
+                |_record| async { Ok::<(), HandlerError>(()) },
+                token.clone(),
+            ),
+    );
+    assert!(reaches(&asked, 1, Duration::from_secs(30)).await);
+    let first = std::time::Instant::now();
+    assert!(reaches(&asked, 4, Duration::from_secs(20)).await);
+    let took = first.elapsed();
+    token.cancel();
+    let stats = run.await.unwrap().unwrap();
+    // Three waits of at most a second each; uncapped, the first alone would take 2–4 s.
+    assert!(took < Duration::from_millis(4500), "{took:?}");
+    assert_eq!((stats.processed, stats.dead_lettered), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lane_waiting_for_the_registry_does_not_hold_up_a_rebalance() {
     let (down, asked) = client_of_unavailable_registry().await;
     a_rebalance_does_not_wait_for_the_registry_of(down, asked, 3).await;
@@ -1338,12 +1361,8 @@ async fn a_rebalance_does_not_wait_for_the_registry_of(
                 stop_a.clone(),
             ),
     );
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
-    while asked.load(Ordering::SeqCst) < times && tokio::time::Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     assert!(
-        asked.load(Ordering::SeqCst) >= times,
+        reaches(&asked, times, Duration::from_secs(30)).await,
         "A asked its registry"
     );
     let joined = std::time::Instant::now();
